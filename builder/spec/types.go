@@ -1,0 +1,170 @@
+// Package spec loads, defaults and validates bundle-spec.yaml.
+//
+// The types here are plain data. Load decodes with yaml.v3 nodes so every
+// field keeps its line and column; Defaults fills what the file leaves out
+// (in one place, defaults.go); Validate reports every mistake with its
+// position and a fix.
+package spec
+
+// APIVersion and Kind head every bundle-spec.yaml.
+const (
+	APIVersion = "kubebake.io/v1alpha1"
+	Kind       = "BundleSpec"
+)
+
+// Spec is bundle-spec.yaml.
+type Spec struct {
+	APIVersion string     `yaml:"apiVersion"`
+	Kind       string     `yaml:"kind"`
+	Cluster    Cluster    `yaml:"cluster"`
+	Target     Target     `yaml:"target"`
+	Hosts      []Host     `yaml:"hosts"`
+	Network    Network    `yaml:"network"`
+	PKI        PKI        `yaml:"pki"`
+	Registry   Registry   `yaml:"registry"`
+	Versions   Versions   `yaml:"versions"`
+	Kubelet    Kubelet    `yaml:"kubelet"`
+	Artifacts  []Artifact `yaml:"artifacts"`
+	Images     []Image    `yaml:"images"`
+	Bundle     Bundle     `yaml:"bundle"`
+
+	// File is where the spec was read from (for messages); not in YAML.
+	File string `yaml:"-"`
+	// pos maps logical paths (hosts[3].ip) to positions; filled by Load.
+	pos positions
+}
+
+// Cluster holds the cluster-wide names and networks.
+type Cluster struct {
+	Name                string `yaml:"name"`
+	HostDomain          string `yaml:"hostDomain"`    // host.com
+	ServiceDomain       string `yaml:"serviceDomain"` // od.com
+	ClusterDomain       string `yaml:"clusterDomain"` // cluster.local
+	NodeNetwork         string `yaml:"nodeNetwork"`
+	Gateway             string `yaml:"gateway"`
+	DNSServers          []string `yaml:"dnsServers"`
+	PodNetwork          string `yaml:"podNetwork"`
+	ServiceNetwork      string `yaml:"serviceNetwork"`
+	KubernetesServiceIP string `yaml:"kubernetesServiceIP"`
+	DNSServiceIP        string `yaml:"dnsServiceIP"`
+	VIP                 string `yaml:"vip"`
+	APIServerPort       int    `yaml:"apiServerPort"` // on each master (6443)
+	LBPort              int    `yaml:"lbPort"`        // nginx L4 on the VIP (7443)
+	NodePortRange       string `yaml:"nodePortRange"`
+}
+
+// Target describes the hosts' operating system.
+type Target struct {
+	OS     string `yaml:"os"`     // centos7
+	Kernel string `yaml:"kernel"` // 3.10
+	Cgroup string `yaml:"cgroup"` // v1
+	Arch   string `yaml:"arch"`   // amd64
+	// What firstboot may change, as the seed does by hand.
+	DisableSELinux   *bool `yaml:"disableSELinux"`
+	DisableFirewalld *bool `yaml:"disableFirewalld"`
+	DisableSwap      *bool `yaml:"disableSwap"`
+}
+
+// Host is one machine.
+type Host struct {
+	Name      string   `yaml:"name"`
+	IP        string   `yaml:"ip"`
+	MACs      []string `yaml:"macs"`
+	Roles     []string `yaml:"roles"`
+	PodSubnet string   `yaml:"podSubnet"` // nodes: default from the IP's last octet
+}
+
+// Network chooses the CNI and service proxy.
+type Network struct {
+	Flannel   Flannel   `yaml:"flannel"`
+	KubeProxy KubeProxy `yaml:"kubeProxy"`
+	// PreseedRoutes has firstboot add host-gw routes before flannel runs.
+	PreseedRoutes *bool `yaml:"preseedRoutes"`
+	// Bridge is the CNI bridge name the SNAT rule excludes (seed: docker0).
+	Bridge string `yaml:"bridge"`
+}
+
+// Flannel is flannel's net-conf.
+type Flannel struct {
+	Backend       string `yaml:"backend"` // host-gw | vxlan
+	DirectRouting bool   `yaml:"directRouting"`
+	EtcdPrefix    string `yaml:"etcdPrefix"`
+}
+
+// KubeProxy is kube-proxy's mode.
+type KubeProxy struct {
+	Mode      string `yaml:"mode"`      // ipvs | iptables
+	Scheduler string `yaml:"scheduler"` // rr
+}
+
+// PKI is the CA's subject and the key algorithm.
+type PKI struct {
+	Algo    string  `yaml:"algo"` // rsa | ecdsa
+	Size    int     `yaml:"size"` // 2048 | 256
+	Expiry  string  `yaml:"expiry"`
+	Subject Subject `yaml:"subject"`
+	// CAKeyOnMasters ships ca-key.pem to masters for the controller-manager's
+	// CSR signer. Off by default: the CA key then never leaves state/.
+	CAKeyOnMasters bool `yaml:"caKeyOnMasters"`
+	// RenewBefore re-issues a certificate this close to expiry.
+	RenewBefore string `yaml:"renewBefore"`
+}
+
+// Subject is an X.509 name; CN is the CA's.
+type Subject struct {
+	CN string `yaml:"CN"`
+	C  string `yaml:"C"`
+	ST string `yaml:"ST"`
+	L  string `yaml:"L"`
+	O  string `yaml:"O"`
+	OU string `yaml:"OU"`
+}
+
+// Registry is the site's Harbor.
+type Registry struct {
+	Host    string `yaml:"host"`    // harbor.od.com
+	Project string `yaml:"project"` // public
+	Private bool   `yaml:"private"`
+}
+
+// Versions pins each component.
+type Versions struct {
+	Kubernetes string `yaml:"kubernetes"`
+	Etcd       string `yaml:"etcd"`
+	Flannel    string `yaml:"flannel"`
+	CoreDNS    string `yaml:"coredns"`
+	Pause      string `yaml:"pause"`
+	Traefik    string `yaml:"traefik"`
+	Containerd string `yaml:"containerd"`
+	Runc       string `yaml:"runc"`
+	CNIPlugins string `yaml:"cniPlugins"`
+}
+
+// Kubelet holds what the target OS forces on the kubelet.
+type Kubelet struct {
+	CgroupDriver string `yaml:"cgroupDriver"` // cgroupfs | systemd
+	FailCgroupV1 *bool  `yaml:"failCgroupV1"`
+	MaxPods      int    `yaml:"maxPods"`
+}
+
+// Artifact is one upstream file. Archives name the members to install.
+type Artifact struct {
+	Name      string `yaml:"name"`
+	URL       string `yaml:"url"`
+	SHA256    string `yaml:"sha256"`
+	SHA256URL string `yaml:"sha256URL"`
+	// Extract maps archive member paths to installed names, for archives.
+	Extract map[string]string `yaml:"extract"`
+}
+
+// Image is one container image.
+type Image struct {
+	Name string `yaml:"name"`
+	Ref  string `yaml:"ref"`
+}
+
+// Bundle controls the output.
+type Bundle struct {
+	// SourceDateEpoch is the mtime of every entry; SOURCE_DATE_EPOCH wins.
+	SourceDateEpoch int64 `yaml:"sourceDateEpoch"`
+}

@@ -1,0 +1,293 @@
+// Package plan is the contract between the kubebake builder and firstboot:
+// the layout of a host bundle and the manifest (bundle.json) that describes
+// it. firstboot defines what it accepts; the builder imports this package to
+// produce it. Standard library only, so the static firstboot stays small.
+package plan
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"path"
+	"strings"
+)
+
+// Format is the manifest format this firstboot reads and the builder writes.
+// Bump it on any change a reader of the previous format would misread.
+const Format = "kubebake.io/bundle/v1"
+
+// Paths inside a bundle (a gzip'd tar).
+const (
+	ManifestName  = "bundle.json" // this manifest
+	SumsName      = "SHA256SUMS"  // sha256sum(1) lines for every other regular file
+	FirstbootName = "firstboot"   // the static node-side binary
+	RootfsDir     = "rootfs"      // files at their destination paths below it
+	ImagesDir     = "images"      // an OCI image layout (issue: artifacts)
+)
+
+// Roles a host may hold.
+const (
+	RoleEtcd   = "etcd"
+	RoleMaster = "master"
+	RoleNode   = "node"
+	RoleLB     = "lb"
+	RoleDNS    = "dns"
+	RoleOps    = "ops"
+)
+
+// Roles lists every known role in a stable order.
+var Roles = []string{RoleDNS, RoleLB, RoleEtcd, RoleMaster, RoleNode, RoleOps}
+
+// Manifest is bundle.json.
+type Manifest struct {
+	Format   string            `json:"format"`
+	Cluster  Cluster           `json:"cluster"`
+	Host     Host              `json:"host"`
+	Versions map[string]string `json:"versions"` // component → version
+	Files    []File            `json:"files"`    // sorted by Path
+	Images   []Image           `json:"images,omitempty"`
+	Plan     Plan              `json:"plan"`
+	Build    Build             `json:"build"`
+}
+
+// Cluster is what every host of a cluster shares.
+type Cluster struct {
+	Name           string `json:"name"`
+	HostDomain     string `json:"hostDomain"`
+	ServiceDomain  string `json:"serviceDomain"`
+	ClusterDomain  string `json:"clusterDomain"`
+	NodeNetwork    string `json:"nodeNetwork"`
+	PodNetwork     string `json:"podNetwork"`
+	ServiceNetwork string `json:"serviceNetwork"`
+	VIP            string `json:"vip,omitempty"`
+	APIServer      string `json:"apiServer"` // URL node components use
+}
+
+// Host is the machine this bundle is for.
+type Host struct {
+	Name      string   `json:"name"`
+	FQDN      string   `json:"fqdn"`
+	IP        string   `json:"ip"`
+	Roles     []string `json:"roles"`
+	PodSubnet string   `json:"podSubnet,omitempty"`
+}
+
+// HasRole reports whether the host holds role r.
+func (h Host) HasRole(r string) bool {
+	for _, x := range h.Roles {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+// File is one file firstboot installs.
+type File struct {
+	Path   string `json:"path"`   // absolute destination on the host
+	Source string `json:"source"` // path inside the bundle (rootfs/…)
+	Mode   string `json:"mode"`   // octal, e.g. "0644"
+	Owner  string `json:"owner"`  // "root:root"
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	Secret bool   `json:"secret,omitempty"` // private key or credential: 0600, never logged
+}
+
+// Image is one container image shipped in images/ (filled by the artifacts issue).
+type Image struct {
+	Ref    string `json:"ref"`    // the name nodes pull (Harbor)
+	Source string `json:"source"` // upstream reference
+	Digest string `json:"digest"` // sha256:… of the manifest or index
+}
+
+// Plan is the ordered, declarative node plan firstboot converges.
+type Plan struct {
+	Preflight Preflight     `json:"preflight"`
+	Modules   []string      `json:"modules"`
+	Sysctls   []Sysctl      `json:"sysctls"`
+	Routes    []Route       `json:"routes,omitempty"`
+	IPTables  []IPTablesOp  `json:"iptables,omitempty"`
+	Units     []Unit        `json:"units"` // in start order
+	Health    []HealthCheck `json:"health,omitempty"`
+}
+
+// Preflight says what firstboot checks, and may change, before anything else.
+type Preflight struct {
+	OS               string `json:"os"`        // "centos7"
+	MinKernel        string `json:"minKernel"` // "3.10"
+	Cgroup           string `json:"cgroup"`    // "v1" or "v2"
+	DisableSELinux   bool   `json:"disableSELinux"`
+	DisableFirewalld bool   `json:"disableFirewalld"`
+	DisableSwap      bool   `json:"disableSwap"`
+}
+
+// Sysctl is one kernel parameter, applied and persisted in /etc/sysctl.d.
+type Sysctl struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// Route is a static route, added with netlink (replace, not add).
+type Route struct {
+	Dst string `json:"dst"` // CIDR
+	Via string `json:"via"` // gateway IP
+}
+
+// IPTablesOp ensures a rule is present (Ensure) or absent (Delete).
+type IPTablesOp struct {
+	Table  string   `json:"table"`
+	Chain  string   `json:"chain"`
+	Rule   []string `json:"rule"`
+	Delete bool     `json:"delete,omitempty"`
+	Why    string   `json:"why,omitempty"`
+}
+
+// Unit is a systemd unit firstboot enables and starts, in plan order.
+type Unit struct {
+	Name  string `json:"name"`
+	Start bool   `json:"start"`
+}
+
+// HealthCheck is a readiness probe run after units start.
+type HealthCheck struct {
+	Name     string `json:"name"`
+	URL      string `json:"url"`              // https://…/healthz
+	CA       string `json:"ca,omitempty"`     // host path
+	Cert     string `json:"cert,omitempty"`   // client cert, host path
+	Key      string `json:"key,omitempty"`    // client key, host path
+	Attempts int    `json:"attempts"`         // at least 1
+	Interval string `json:"interval"`         // Go duration
+	Expect   string `json:"expect,omitempty"` // body substring, e.g. "ok"
+}
+
+// Build records how the bundle was made.
+type Build struct {
+	SpecDigest      string `json:"specDigest"`
+	LockDigest      string `json:"lockDigest,omitempty"`
+	BuilderVersion  string `json:"builderVersion"`
+	SourceDateEpoch int64  `json:"sourceDateEpoch"`
+}
+
+// Encode writes m as indented JSON with a trailing newline. encoding/json
+// sorts map keys, so the bytes depend only on m.
+func Encode(m *Manifest) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// Decode reads a manifest strictly (unknown fields are an error) and
+// validates it.
+func Decode(r io.Reader) (*Manifest, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var m Manifest
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%s: %w", ManifestName, err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// ErrFormat means the manifest was written for another format version.
+var ErrFormat = errors.New("unsupported bundle format")
+
+// Validate checks what firstboot relies on before it touches the host.
+func (m *Manifest) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if m.Format != Format {
+		errs = append(errs, fmt.Errorf("%s: format %q: %w (this firstboot reads %q)", ManifestName, m.Format, ErrFormat, Format))
+	}
+	if m.Host.Name == "" {
+		bad("host.name is empty")
+	}
+	if _, err := netip.ParseAddr(m.Host.IP); err != nil {
+		bad("host.ip %q: %v", m.Host.IP, err)
+	}
+	seen := map[string]bool{}
+	for i, f := range m.Files {
+		if err := checkDest(f.Path); err != nil {
+			bad("files[%d].path: %v", i, err)
+		}
+		if err := checkSource(f.Source); err != nil {
+			bad("files[%d].source: %v", i, err)
+		}
+		if seen[f.Path] {
+			bad("files[%d].path %s: listed twice", i, f.Path)
+		}
+		seen[f.Path] = true
+		if _, err := ParseMode(f.Mode); err != nil {
+			bad("files[%d].mode: %v", i, err)
+		}
+		if len(f.SHA256) != 64 {
+			bad("files[%d].sha256 %q: not a sha256 hex digest", i, f.SHA256)
+		}
+		if f.Secret {
+			if mode, _ := ParseMode(f.Mode); mode&0o077 != 0 {
+				bad("files[%d] %s: secret with mode %s (want 0600 or tighter)", i, f.Path, f.Mode)
+			}
+		}
+	}
+	for i, r := range m.Plan.Routes {
+		if _, err := netip.ParsePrefix(r.Dst); err != nil {
+			bad("plan.routes[%d].dst: %v", i, err)
+		}
+		if _, err := netip.ParseAddr(r.Via); err != nil {
+			bad("plan.routes[%d].via: %v", i, err)
+		}
+	}
+	for i, u := range m.Plan.Units {
+		if !strings.Contains(u.Name, ".") {
+			bad("plan.units[%d].name %q: not a unit name", i, u.Name)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ParseMode parses an octal mode string such as "0644".
+func ParseMode(s string) (uint32, error) {
+	var m uint32
+	if len(s) < 3 || len(s) > 4 {
+		return 0, fmt.Errorf("mode %q: want octal like 0644", s)
+	}
+	for _, c := range s {
+		if c < '0' || c > '7' {
+			return 0, fmt.Errorf("mode %q: want octal like 0644", s)
+		}
+		m = m<<3 | uint32(c-'0')
+	}
+	return m, nil
+}
+
+// FormatMode renders a permission mode as a 4-digit octal string.
+func FormatMode(m uint32) string { return fmt.Sprintf("%04o", m&0o7777) }
+
+// checkDest accepts clean absolute paths only: no "..", no trailing slash.
+func checkDest(p string) error {
+	if !strings.HasPrefix(p, "/") || path.Clean(p) != p || p == "/" {
+		return fmt.Errorf("%q: want a clean absolute path", p)
+	}
+	return nil
+}
+
+// checkSource accepts clean relative paths under rootfs/.
+func checkSource(p string) error {
+	if path.Clean(p) != p || !strings.HasPrefix(p, RootfsDir+"/") || strings.Contains(p, "/../") {
+		return fmt.Errorf("%q: want a clean path under %s/", p, RootfsDir)
+	}
+	return nil
+}
+
+// SourceFor is where a destination path lives inside the bundle.
+func SourceFor(dest string) string { return RootfsDir + dest }
