@@ -36,21 +36,21 @@ type Spec struct {
 
 // Cluster holds the cluster-wide names and networks.
 type Cluster struct {
-	Name                string `yaml:"name"`
-	HostDomain          string `yaml:"hostDomain"`    // host.com
-	ServiceDomain       string `yaml:"serviceDomain"` // od.com
-	ClusterDomain       string `yaml:"clusterDomain"` // cluster.local
-	NodeNetwork         string `yaml:"nodeNetwork"`
-	Gateway             string `yaml:"gateway"`
+	Name                string   `yaml:"name"`
+	HostDomain          string   `yaml:"hostDomain"`    // host.com
+	ServiceDomain       string   `yaml:"serviceDomain"` // od.com
+	ClusterDomain       string   `yaml:"clusterDomain"` // cluster.local
+	NodeNetwork         string   `yaml:"nodeNetwork"`
+	Gateway             string   `yaml:"gateway"`
 	DNSServers          []string `yaml:"dnsServers"`
-	PodNetwork          string `yaml:"podNetwork"`
-	ServiceNetwork      string `yaml:"serviceNetwork"`
-	KubernetesServiceIP string `yaml:"kubernetesServiceIP"`
-	DNSServiceIP        string `yaml:"dnsServiceIP"`
-	VIP                 string `yaml:"vip"`
-	APIServerPort       int    `yaml:"apiServerPort"` // on each master (6443)
-	LBPort              int    `yaml:"lbPort"`        // nginx L4 on the VIP (7443)
-	NodePortRange       string `yaml:"nodePortRange"`
+	PodNetwork          string   `yaml:"podNetwork"`
+	ServiceNetwork      string   `yaml:"serviceNetwork"`
+	KubernetesServiceIP string   `yaml:"kubernetesServiceIP"`
+	DNSServiceIP        string   `yaml:"dnsServiceIP"`
+	VIP                 string   `yaml:"vip"`
+	APIServerPort       int      `yaml:"apiServerPort"` // on each master (6443)
+	LBPort              int      `yaml:"lbPort"`        // nginx L4 on the VIP (7443)
+	NodePortRange       string   `yaml:"nodePortRange"`
 }
 
 // Target describes the hosts' operating system.
