@@ -1,9 +1,9 @@
 // Package spec loads, defaults and validates bundle-spec.yaml.
 //
 // The types here are plain data. Load decodes with yaml.v3 nodes so every
-// field keeps its line and column; Defaults fills what the file leaves out
-// (in one place, defaults.go); Validate reports every mistake with its
-// position and a fix.
+// field keeps its line and column; ApplyDefaults fills what the file leaves
+// out (in one place, defaults.go); Validate reports every mistake with its
+// position and a fix. Load and Parse do all three and return one Report.
 package spec
 
 // APIVersion and Kind head every bundle-spec.yaml.
@@ -132,12 +132,14 @@ type Versions struct {
 	Kubernetes string `yaml:"kubernetes"`
 	Etcd       string `yaml:"etcd"`
 	Flannel    string `yaml:"flannel"`
-	CoreDNS    string `yaml:"coredns"`
-	Pause      string `yaml:"pause"`
-	Traefik    string `yaml:"traefik"`
-	Containerd string `yaml:"containerd"`
-	Runc       string `yaml:"runc"`
-	CNIPlugins string `yaml:"cniPlugins"`
+	// FlannelCNIPlugin is flannel-io/cni-plugin's tag (v1.9.1-flannel1).
+	FlannelCNIPlugin string `yaml:"flannelCNIPlugin"`
+	CoreDNS          string `yaml:"coredns"`
+	Pause            string `yaml:"pause"`
+	Traefik          string `yaml:"traefik"`
+	Containerd       string `yaml:"containerd"`
+	Runc             string `yaml:"runc"`
+	CNIPlugins       string `yaml:"cniPlugins"`
 }
 
 // Kubelet holds what the target OS forces on the kubelet.
