@@ -27,7 +27,7 @@ func seedSpec() *spec.Spec {
 			VIP:                 "10.4.7.10",
 			APIServerPort:       6443,
 			LBPort:              7443,
-			NodePortRange:       "3000-29999",
+			NodePortRange:       "30000-32767",
 		},
 		Target: spec.Target{
 			OS: "centos7", Kernel: "3.10", Cgroup: "v1", Arch: "amd64",

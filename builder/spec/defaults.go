@@ -16,7 +16,7 @@ const (
 	DefaultLBPort        = 7443
 	// DefaultNodePortRange is the seed's: it exposes services on low ports
 	// through the L7 proxy. Kubernetes' own default is 30000-32767.
-	DefaultNodePortRange = "3000-29999"
+	DefaultNodePortRange = "30000-32767"
 
 	DefaultOS     = "centos7"
 	DefaultKernel = "3.10"

@@ -171,7 +171,7 @@ versions:
 		{"clusterDomain", s.Cluster.ClusterDomain, "cluster.local"},
 		{"kubernetesServiceIP", s.Cluster.KubernetesServiceIP, "192.168.0.1"},
 		{"dnsServiceIP", s.Cluster.DNSServiceIP, "192.168.0.2"},
-		{"nodePortRange", s.Cluster.NodePortRange, "3000-29999"},
+		{"nodePortRange", s.Cluster.NodePortRange, "30000-32767"},
 		{"os", s.Target.OS, "centos7"},
 		{"kernel", s.Target.Kernel, "3.10"},
 		{"cgroup", s.Target.Cgroup, "v1"},

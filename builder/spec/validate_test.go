@@ -139,7 +139,7 @@ func TestBrokenSpecs(t *testing.T) {
 			"bundle-spec.yaml:13:18: cluster.apiServerPort: 70000 is not a TCP port — use a port between 1 and 65535",
 		}},
 		{"node port range reversed", []mutation{{"  nodePortRange: 30000-32767", "  nodePortRange: 32767-30000"}}, []string{
-			"bundle-spec.yaml:13:18: cluster.nodePortRange: \"32767-30000\" is not a port range — write first-last with 1 <= first < last <= 65535, e.g. 3000-29999",
+			"bundle-spec.yaml:13:18: cluster.nodePortRange: \"32767-30000\" is not a port range — write first-last with 1 <= first < last <= 65535, e.g. 30000-32767",
 		}},
 		{"node port range holds node ports", []mutation{{"  nodePortRange: 30000-32767", "  nodePortRange: 3000-29999"}}, []string{
 			"bundle-spec.yaml:13:18: warning: cluster.nodePortRange: 3000-29999 contains ports nodes listen on: 10250 (kubelet), 10256 (kube-proxy healthz), 6443 (kube-apiserver), 10257 (kube-controller-manager), 10259 (kube-scheduler); a NodePort service given one would capture its traffic — use 30000-32767 (Kubernetes' default), or never request these ports for a NodePort service",
