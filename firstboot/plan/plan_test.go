@@ -1,0 +1,97 @@
+package plan
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func valid() *Manifest {
+	return &Manifest{
+		Format: Format,
+		Host:   Host{Name: "hdss7-21", FQDN: "hdss7-21.host.com", IP: "10.4.7.21", Roles: []string{RoleNode}},
+		Files: []File{{Path: "/opt/kubernetes/certs/kubelet-server-key.pem", Source: "rootfs/opt/kubernetes/certs/kubelet-server-key.pem",
+			Mode: "0600", Owner: "root:root", Size: 3, SHA256: strings.Repeat("a", 64), Secret: true}},
+		Plan: Plan{Routes: []Route{{Dst: "172.7.22.0/24", Via: "10.4.7.22"}}, Units: []Unit{{Name: "kubelet.service", Start: true}}},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	b, err := Encode(valid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := Encode(m)
+	if !bytes.Equal(b, again) {
+		t.Fatalf("round trip changed the bytes:\n%s\n%s", b, again)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Manifest)
+		raw  string
+		want string
+	}{
+		{name: "other format", edit: func(m *Manifest) { m.Format = "kubebake.io/bundle/v0" }, want: `format "kubebake.io/bundle/v0": unsupported bundle format`},
+		{name: "relative dest", edit: func(m *Manifest) { m.Files[0].Path = "opt/x" }, want: `files[0].path: "opt/x": want a clean absolute path`},
+		{name: "dest escapes", edit: func(m *Manifest) { m.Files[0].Path = "/opt/../etc/shadow" }, want: "want a clean absolute path"},
+		{name: "source outside rootfs", edit: func(m *Manifest) { m.Files[0].Source = "rootfs/../firstboot" }, want: "want a clean path under rootfs/"},
+		{name: "secret readable", edit: func(m *Manifest) { m.Files[0].Mode = "0644" }, want: "secret with mode 0644"},
+		{name: "bad mode", edit: func(m *Manifest) { m.Files[0].Mode = "0x1ff" }, want: `mode "0x1ff": want octal`},
+		{name: "duplicate", edit: func(m *Manifest) { m.Files = append(m.Files, m.Files[0]) }, want: "listed twice"},
+		{name: "bad route", edit: func(m *Manifest) { m.Plan.Routes[0].Via = "node22" }, want: "plan.routes[0].via"},
+		{name: "bad ip", edit: func(m *Manifest) { m.Host.IP = "10.4.7" }, want: `host.ip "10.4.7"`},
+		{name: "unknown field", raw: `{"format":"kubebake.io/bundle/v1","extra":1}`, want: `unknown field "extra"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := []byte(tc.raw)
+			if tc.edit != nil {
+				m := valid()
+				tc.edit(m)
+				var err error
+				if raw, err = Encode(m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := Decode(bytes.NewReader(raw))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	m := valid()
+	m.Format = "x"
+	if err := m.Validate(); !errors.Is(err, ErrFormat) {
+		t.Fatalf("errors.Is(ErrFormat) = false: %v", err)
+	}
+}
+
+func TestModes(t *testing.T) {
+	for s, want := range map[string]uint32{"0644": 0o644, "600": 0o600, "4755": 0o4755} {
+		if got, err := ParseMode(s); err != nil || got != want {
+			t.Errorf("ParseMode(%q) = %o, %v", s, got, err)
+		}
+	}
+	if FormatMode(0o600) != "0600" {
+		t.Error(FormatMode(0o600))
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	var b bytes.Buffer
+	if err := valid().Describe(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"hdss7-21.host.com (10.4.7.21) roles node", "172.7.22.0/24 via 10.4.7.22", "kubelet-server-key.pem secret", "7 units"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("missing %q in\n%s", want, b.String())
+		}
+	}
+}
