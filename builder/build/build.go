@@ -26,6 +26,10 @@ type Result struct {
 	Bundles []bake.Result
 	Issued  []string // certificates issued (not reused) by this run
 	Sums    string   // path of out/SHA256SUMS
+	// Stale lists bundles in the output directory for hosts the spec no
+	// longer has. They are left alone (the directory may be shared) and
+	// are not in SHA256SUMS.
+	Stale []string
 }
 
 // data is what the phases share.
@@ -80,7 +84,27 @@ func Bake(ctx context.Context, s *spec.Spec, opts ...Option) (*Result, error) {
 	}
 	res.Sums = filepath.Join(o.outDir, "SHA256SUMS")
 	res.Bundles = d.results
-	return res, nil
+	res.Stale, err = stale(o.outDir, d.results)
+	return res, err
+}
+
+// stale lists *.tar.gz in dir that this bake did not write.
+func stale(dir string, written []bake.Result) ([]string, error) {
+	all, err := filepath.Glob(filepath.Join(dir, "*.tar.gz"))
+	if err != nil {
+		return nil, err
+	}
+	ours := map[string]bool{}
+	for _, r := range written {
+		ours[filepath.Base(r.Path)] = true
+	}
+	var out []string
+	for _, p := range all {
+		if !ours[filepath.Base(p)] {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 // Certs runs the pki phase alone: it issues what is missing or changed and

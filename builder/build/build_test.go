@@ -175,6 +175,13 @@ func TestBakeSeedVerifies(t *testing.T) {
 	if probs, err := verify.VerifySums(out); err != nil || len(probs) > 0 {
 		t.Fatalf("out/SHA256SUMS: %v %v", err, probs)
 	}
+
+	// Drop a host: its old bundle is reported stale, not silently kept.
+	b.spec.Hosts = b.spec.Hosts[:4]
+	res = b.bake(t, state, out)
+	if len(res.Stale) != 1 || filepath.Base(res.Stale[0]) != "hdss7-200.tar.gz" {
+		t.Fatalf("stale = %v", res.Stale)
+	}
 }
 
 // TestOpensslVerifiesEveryCert runs the real openssl over the state's PKI.

@@ -112,6 +112,9 @@ bake leaves nothing half-written; run it again to finish.`,
 				fmt.Fprintf(g.stdout, "%s  %s  %d bytes\n", b.SHA256, b.Path, b.Size)
 			}
 			fmt.Fprintf(g.stdout, "wrote %d bundles and %s\n", len(res.Bundles), res.Sums)
+			for _, p := range res.Stale {
+				fmt.Fprintf(g.stderr, "warning: %s is from an earlier bake for a host the spec no longer has; it is not in SHA256SUMS — remove it\n", p)
+			}
 			return nil
 		},
 	}
