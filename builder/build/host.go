@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -63,15 +64,9 @@ type file struct {
 	size   int64
 }
 
+// hasRole reports whether h holds any of roles.
 func hasRole(h spec.Host, roles ...string) bool {
-	for _, r := range h.Roles {
-		for _, want := range roles {
-			if r == want {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(roles, h.HasRole)
 }
 
 // hostBundle assembles host h's bundle: rendered files, its certificates and
@@ -170,7 +165,7 @@ func manifest(d *data, h spec.Host, p plan.Plan, digest string, epoch int64) *pl
 			ClusterDomain: s.Cluster.ClusterDomain, NodeNetwork: s.Cluster.NodeNetwork, PodNetwork: s.Cluster.PodNetwork,
 			ServiceNetwork: s.Cluster.ServiceNetwork, VIP: s.Cluster.VIP, APIServer: nodeServer(s),
 		},
-		Host: plan.Host{Name: h.Name, FQDN: fqdn(s, h), IP: h.IP, Roles: append([]string(nil), h.Roles...), PodSubnet: h.PodSubnet},
+		Host: plan.Host{Name: h.Name, FQDN: s.FQDN(h), IP: h.IP, Roles: append([]string(nil), h.Roles...), PodSubnet: h.PodSubnet},
 		Versions: map[string]string{
 			"kubernetes": v.Kubernetes, "etcd": v.Etcd, "flannel": v.Flannel, "coredns": v.CoreDNS, "pause": v.Pause,
 			"traefik": v.Traefik, "containerd": v.Containerd, "runc": v.Runc, "cniPlugins": v.CNIPlugins,
@@ -178,13 +173,6 @@ func manifest(d *data, h spec.Host, p plan.Plan, digest string, epoch int64) *pl
 		Plan:  p,
 		Build: plan.Build{SpecDigest: digest, BuilderVersion: d.o.version, SourceDateEpoch: epoch},
 	}
-}
-
-func fqdn(s *spec.Spec, h spec.Host) string {
-	if s.Cluster.HostDomain == "" {
-		return h.Name
-	}
-	return h.Name + "." + s.Cluster.HostDomain
 }
 
 // hasLB reports whether the spec puts an nginx L4 in front of the apiservers.
@@ -260,7 +248,7 @@ func hostSecrets(d *data, h spec.Host) ([]file, error) {
 		sec(dest, b)
 	}
 	node, local := nodeServer(d.s), localServer(d.s)
-	fq := fqdn(d.s, h)
+	fq := d.s.FQDN(h)
 
 	if hasRole(h, plan.RoleEtcd) {
 		pub(render.EtcdCACert, ca)

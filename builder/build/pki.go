@@ -37,7 +37,7 @@ func pkiInputs(s *spec.Spec) (pki.Config, pki.Cluster, error) {
 		KubernetesServiceIP: s.Cluster.KubernetesServiceIP, VIP: s.Cluster.VIP,
 	}
 	for _, h := range s.Hosts {
-		m := pki.Member{Name: h.Name, FQDN: fqdn(s, h), IP: h.IP}
+		m := pki.Member{Name: h.Name, FQDN: s.FQDN(h), IP: h.IP}
 		for _, r := range []struct {
 			role string
 			to   *[]pki.Member

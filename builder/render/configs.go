@@ -158,7 +158,7 @@ func (r *renderer) kubeProxyConfig() ([]byte, error) {
 		HealthzBindAddress: "0.0.0.0:10256",
 		MetricsBindAddress: "127.0.0.1:10249",
 		ClusterCIDR:        s.Cluster.PodNetwork,
-		HostnameOverride:   fqdn(s, h),
+		HostnameOverride:   s.FQDN(h),
 		Mode:               or(s.Network.KubeProxy.Mode, defaultProxyMode),
 	}
 	c.ClientConnection.Kubeconfig = KubeProxyKubeconfig

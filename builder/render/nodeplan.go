@@ -30,7 +30,7 @@ func Plan(s *spec.Spec, h spec.Host) (plan.Plan, error) {
 		Sysctls:   []plan.Sysctl{},
 		Units:     []plan.Unit{},
 	}
-	if hasRole(h, plan.RoleNode) {
+	if h.HasRole(plan.RoleNode) {
 		ct, err := ConntrackModule(s.Target.Kernel)
 		if err != nil {
 			return plan.Plan{}, fmt.Errorf("plan %s: target.kernel: %w", h.Name, err)
@@ -44,7 +44,7 @@ func Plan(s *spec.Spec, h spec.Host) (plan.Plan, error) {
 		p.Routes = routes
 		p.IPTables = append(p.IPTables, r.snatRules()...)
 	}
-	if hasRole(h, plan.RoleNode) || hasRole(h, plan.RoleMaster) || hasRole(h, plan.RoleEtcd) {
+	if h.HasRole(plan.RoleNode) || h.HasRole(plan.RoleMaster) || h.HasRole(plan.RoleEtcd) {
 		p.IPTables = append(p.IPTables, rejectRemoval()...)
 	}
 	for _, name := range startOrder {
@@ -145,7 +145,7 @@ func (r *renderer) routes() ([]plan.Route, error) {
 		return nil, nil
 	}
 	var routes []plan.Route
-	for _, n := range withRole(r.s, plan.RoleNode) {
+	for _, n := range r.s.HostsWithRole(plan.RoleNode) {
 		if n.Name == r.h.Name || n.PodSubnet == "" {
 			continue
 		}
@@ -207,11 +207,11 @@ func (r *renderer) runs(name string) bool {
 	h := r.h
 	switch name {
 	case UnitEtcd, UnitFlannelNetConf:
-		return hasRole(h, plan.RoleEtcd)
+		return h.HasRole(plan.RoleEtcd)
 	case UnitAPIServer, UnitControllerManager, UnitScheduler:
-		return hasRole(h, plan.RoleMaster)
+		return h.HasRole(plan.RoleMaster)
 	case UnitContainerd, UnitFlanneld, UnitKubelet, UnitKubeProxy:
-		return hasRole(h, plan.RoleNode)
+		return h.HasRole(plan.RoleNode)
 	}
 	return false
 }
@@ -222,21 +222,21 @@ func (r *renderer) runs(name string) bool {
 func (r *renderer) health() []plan.HealthCheck {
 	h := r.h
 	var hc []plan.HealthCheck
-	if hasRole(h, plan.RoleEtcd) {
+	if h.HasRole(plan.RoleEtcd) {
 		hc = append(hc, plan.HealthCheck{
 			Name: "etcd", URL: "https://" + hostPort(h.IP, 2379) + "/health",
 			CA: EtcdCACert, Cert: EtcdPeerCert, Key: EtcdPeerKey,
 			Attempts: 120, Interval: "5s", Expect: "true",
 		})
 	}
-	if hasRole(h, plan.RoleMaster) {
+	if h.HasRole(plan.RoleMaster) {
 		// /readyz is open to anonymous users (system:public-info-viewer).
 		hc = append(hc, plan.HealthCheck{
 			Name: "kube-apiserver", URL: "https://" + hostPort("127.0.0.1", r.apiPort()) + "/readyz",
 			CA: CACert, Attempts: 60, Interval: "5s", Expect: "ok",
 		})
 	}
-	if hasRole(h, plan.RoleNode) {
+	if h.HasRole(plan.RoleNode) {
 		hc = append(hc,
 			plan.HealthCheck{Name: "kubelet", URL: "http://127.0.0.1:10248/healthz", Attempts: 60, Interval: "5s", Expect: "ok"},
 			// kube-proxy answers 200 once it has synced its rules.

@@ -58,7 +58,7 @@ func Host(s *spec.Spec, h spec.Host) ([]File, error) {
 		}
 		add(File{Path: UnitPath(u.name), Mode: 0o644, Content: b})
 	}
-	if hasRole(h, plan.RoleEtcd) {
+	if h.HasRole(plan.RoleEtcd) {
 		nc, err := r.flannelNetConf()
 		if err != nil {
 			return nil, fmt.Errorf("render %s: %w", h.Name, err)
@@ -66,10 +66,10 @@ func Host(s *spec.Spec, h spec.Host) ([]File, error) {
 		add(File{Path: FlannelNetConf, Mode: 0o644, Content: nc},
 			File{Path: FlannelNetConfSh, Mode: 0o755, Content: r.flannelNetConfScript()})
 	}
-	if hasRole(h, plan.RoleMaster) {
+	if h.HasRole(plan.RoleMaster) {
 		add(File{Path: AuditPolicyFile, Mode: 0o644, Content: []byte(auditPolicy)})
 	}
-	if hasRole(h, plan.RoleNode) {
+	if h.HasRole(plan.RoleNode) {
 		kc, err := r.kubeletConfig()
 		if err != nil {
 			return nil, fmt.Errorf("render %s: kubelet config: %w", h.Name, err)
@@ -110,7 +110,7 @@ func checkHost(h spec.Host) error {
 	if _, err := netip.ParseAddr(h.IP); err != nil {
 		return fmt.Errorf("%w: ip %q: %v", ErrHost, h.IP, err)
 	}
-	if hasRole(h, plan.RoleNode) && h.PodSubnet != "" {
+	if h.HasRole(plan.RoleNode) && h.PodSubnet != "" {
 		if _, err := netip.ParsePrefix(h.PodSubnet); err != nil {
 			return fmt.Errorf("%w: podSubnet %q: %v", ErrHost, h.PodSubnet, err)
 		}
@@ -124,39 +124,10 @@ type renderer struct {
 	h spec.Host
 }
 
-// hasRole reports whether h holds role r.
-func hasRole(h spec.Host, r string) bool {
-	for _, x := range h.Roles {
-		if x == r {
-			return true
-		}
-	}
-	return false
-}
-
-// withRole lists the hosts holding role r, in spec order.
-func withRole(s *spec.Spec, r string) []spec.Host {
-	var out []spec.Host
-	for _, h := range s.Hosts {
-		if hasRole(h, r) {
-			out = append(out, h)
-		}
-	}
-	return out
-}
-
-// fqdn is the host's name in the host domain (hdss7-21.host.com).
-func fqdn(s *spec.Spec, h spec.Host) string {
-	if s.Cluster.HostDomain == "" || strings.Contains(h.Name, ".") {
-		return h.Name
-	}
-	return h.Name + "." + s.Cluster.HostDomain
-}
-
 // etcdClientURLs lists https://<ip>:2379 for every etcd member.
 func etcdClientURLs(s *spec.Spec) string {
 	var urls []string
-	for _, m := range withRole(s, plan.RoleEtcd) {
+	for _, m := range s.HostsWithRole(plan.RoleEtcd) {
 		urls = append(urls, "https://"+hostPort(m.IP, 2379))
 	}
 	return strings.Join(urls, ",")

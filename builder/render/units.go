@@ -78,19 +78,19 @@ func arg(name, value string) string { return "--" + name + "=" + value }
 func (r *renderer) units() []*unitFile {
 	h := r.h
 	var us []*unitFile
-	if hasRole(h, plan.RoleNode) {
+	if h.HasRole(plan.RoleNode) {
 		us = append(us, r.containerdUnit())
 	}
-	if hasRole(h, plan.RoleEtcd) {
+	if h.HasRole(plan.RoleEtcd) {
 		us = append(us, r.etcdUnit(), r.flannelNetConfUnit())
 	}
-	if hasRole(h, plan.RoleNode) {
+	if h.HasRole(plan.RoleNode) {
 		us = append(us, r.flanneldUnit())
 	}
-	if hasRole(h, plan.RoleMaster) {
+	if h.HasRole(plan.RoleMaster) {
 		us = append(us, r.apiServerUnit(), r.controllerManagerUnit(), r.schedulerUnit())
 	}
-	if hasRole(h, plan.RoleNode) {
+	if h.HasRole(plan.RoleNode) {
 		us = append(us, r.kubeletUnit(), r.kubeProxyUnit())
 	}
 	us = append(us, r.firstbootUnit())
@@ -139,7 +139,7 @@ func (r *renderer) containerdUnit() *unitFile {
 func (r *renderer) etcdUnit() *unitFile {
 	h := r.h
 	var cluster []string
-	for _, m := range withRole(r.s, plan.RoleEtcd) {
+	for _, m := range r.s.HostsWithRole(plan.RoleEtcd) {
 		cluster = append(cluster, m.Name+"=https://"+hostPort(m.IP, 2380))
 	}
 	token := or(r.s.Cluster.Name, "kubebake") + "-etcd"
@@ -327,7 +327,7 @@ func (r *renderer) kubeletUnit() *unitFile {
 	args := []string{
 		arg("config", KubeletConfigFile),
 		arg("kubeconfig", KubeletKubeconfig),
-		arg("hostname-override", fqdn(r.s, h)),
+		arg("hostname-override", r.s.FQDN(h)),
 		arg("node-ip", h.IP),
 	}
 	u := &unitFile{name: UnitKubelet}
