@@ -167,6 +167,16 @@ func TestBakeSeedVerifies(t *testing.T) {
 		if !rep.OK() {
 			t.Errorf("%s: %v", p, rep.Problems)
 		}
+		// Every file says which role needs it, and the host holds that role.
+		m, _, err := verify.Inspect(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range m.Files {
+			if f.Role != plan.RoleCommon && !m.Host.HasRole(f.Role) {
+				t.Errorf("%s: %s has role %q, which the host lacks", p, f.Path, f.Role)
+			}
+		}
 		// GNU tar lists it (CentOS 7 unpacks with tar xzf).
 		if outb, err := exec.Command("tar", "tzf", p).CombinedOutput(); err != nil || !bytes.Contains(outb, []byte("bundle.json\n")) {
 			t.Errorf("tar tzf %s: %v\n%s", p, err, outb)

@@ -56,6 +56,7 @@ var binaries = map[string]struct {
 // file is one rootfs file on its way into a bundle.
 type file struct {
 	dest   string
+	role   string // the role that needs it; "" when every host does
 	mode   uint32
 	secret bool
 	data   []byte // or
@@ -64,17 +65,12 @@ type file struct {
 	size   int64
 }
 
-// hasRole reports whether h holds any of roles.
-func hasRole(h spec.Host, roles ...string) bool {
-	return slices.ContainsFunc(roles, h.HasRole)
-}
-
 // hostBundle assembles host h's bundle: rendered files, its certificates and
 // kubeconfigs, its binaries, firstboot, bundle.json and SHA256SUMS.
 func hostBundle(d *data, h spec.Host, digest string, epoch int64) (bake.Bundle, error) {
 	var files []file
-	add := func(dest string, mode uint32, secret bool, b []byte) {
-		files = append(files, file{dest: dest, mode: mode, secret: secret, data: b})
+	add := func(dest, role string, mode uint32, secret bool, b []byte) {
+		files = append(files, file{dest: dest, role: role, mode: mode, secret: secret, data: b})
 	}
 
 	rendered, err := render.Host(d.s, h)
@@ -82,7 +78,7 @@ func hostBundle(d *data, h spec.Host, digest string, epoch int64) (bake.Bundle, 
 		return bake.Bundle{}, fmt.Errorf("render: %w", err)
 	}
 	for _, f := range rendered {
-		add(f.Path, f.Mode, f.Secret, f.Content)
+		add(f.Path, f.Role, f.Mode, f.Secret, f.Content)
 	}
 	secrets, err := hostSecrets(d, h)
 	if err != nil {
@@ -96,8 +92,8 @@ func hostBundle(d *data, h spec.Host, digest string, epoch int64) (bake.Bundle, 
 		if !ok {
 			return bake.Bundle{}, fmt.Errorf("artifact %s installs %q, which kubebake has no place for (see artifacts[].extract in bundle-spec.yaml)", a.Artifact, a.Name)
 		}
-		if hasRole(h, bin.roles...) {
-			files = append(files, file{dest: bin.dest, mode: 0o755, src: a.Path, sha: a.SHA256, size: a.Size})
+		if i := slices.IndexFunc(bin.roles, h.HasRole); i >= 0 {
+			files = append(files, file{dest: bin.dest, role: bin.roles[i], mode: 0o755, src: a.Path, sha: a.SHA256, size: a.Size})
 		}
 	}
 
@@ -124,7 +120,7 @@ func hostBundle(d *data, h spec.Host, digest string, epoch int64) (bake.Bundle, 
 			f.mode = 0o600
 		}
 		m.Files = append(m.Files, plan.File{Path: f.dest, Source: plan.SourceFor(f.dest), Mode: plan.FormatMode(f.mode),
-			Owner: "root:root", Size: f.size, SHA256: f.sha, Secret: f.secret})
+			Owner: "root:root", Size: f.size, SHA256: f.sha, Secret: f.secret, Role: f.role})
 		entries = append(entries, bake.Entry{Name: plan.SourceFor(f.dest), Mode: f.mode, SHA256: f.sha, Size: f.size, Data: f.data, Path: f.src})
 	}
 	if err := m.Validate(); err != nil {
@@ -181,7 +177,7 @@ func hasLB(s *spec.Spec) bool {
 		return false
 	}
 	for _, h := range s.Hosts {
-		if hasRole(h, plan.RoleLB) {
+		if h.HasRole(plan.RoleLB) {
 			return true
 		}
 	}
@@ -195,7 +191,7 @@ func nodeServer(s *spec.Spec) string {
 		return "https://" + hostPort(s.Cluster.VIP, s.Cluster.LBPort)
 	}
 	for _, h := range s.Hosts {
-		if hasRole(h, plan.RoleMaster) {
+		if h.HasRole(plan.RoleMaster) {
 			return "https://" + hostPort(h.IP, s.Cluster.APIServerPort)
 		}
 	}
@@ -230,9 +226,10 @@ func hostSecrets(d *data, h spec.Host) ([]file, error) {
 		}
 		return c
 	}
-	pub := func(dest string, b []byte) { files = append(files, file{dest: dest, mode: 0o644, data: b}) }
+	var role string // the role of the block below: every file it places is for that role
+	pub := func(dest string, b []byte) { files = append(files, file{dest: dest, role: role, mode: 0o644, data: b}) }
 	sec := func(dest string, b []byte) {
-		files = append(files, file{dest: dest, mode: 0o600, secret: true, data: b})
+		files = append(files, file{dest: dest, role: role, mode: 0o600, secret: true, data: b})
 	}
 	pair := func(certDest, keyDest, name string) {
 		c := cert(name)
@@ -250,12 +247,12 @@ func hostSecrets(d *data, h spec.Host) ([]file, error) {
 	node, local := nodeServer(d.s), localServer(d.s)
 	fq := d.s.FQDN(h)
 
-	if hasRole(h, plan.RoleEtcd) {
+	if role = plan.RoleEtcd; h.HasRole(role) {
 		pub(render.EtcdCACert, ca)
 		pair(render.EtcdServerCert, render.EtcdServerKey, "etcd-server-"+h.Name)
 		pair(render.EtcdPeerCert, render.EtcdPeerKey, "etcd-peer-"+h.Name)
 	}
-	if hasRole(h, plan.RoleMaster) {
+	if role = plan.RoleMaster; h.HasRole(role) {
 		pub(render.CACert, ca)
 		if d.s.PKI.CAKeyOnMasters {
 			sec(render.CAKey, set.CAs[pki.CA].KeyPEM)
@@ -275,11 +272,14 @@ func hostSecrets(d *data, h spec.Host) ([]file, error) {
 		kc(render.SchedulerKubeconfig, "kube-scheduler", "system:kube-scheduler", local)
 		sec(render.EncryptionConfigFile, d.encConfig)
 	}
-	if hasRole(h, plan.RoleMaster, plan.RoleOps) {
+	if role = plan.RoleMaster; !h.HasRole(role) {
+		role = plan.RoleOps
+	}
+	if h.HasRole(role) {
 		kc(render.AdminKubeconfig, "admin", "admin", node)
 	}
-	if hasRole(h, plan.RoleNode) {
-		if !hasRole(h, plan.RoleMaster) {
+	if role = plan.RoleNode; h.HasRole(role) {
+		if !h.HasRole(plan.RoleMaster) {
 			pub(render.CACert, ca)
 		}
 		pair(render.KubeletServerCert, render.KubeletServerKey, "kubelet-server-"+h.Name)
@@ -291,11 +291,11 @@ func hostSecrets(d *data, h spec.Host) ([]file, error) {
 			pub(render.RegistryCA(d.s.Registry.Host), ca)
 		}
 	}
-	if hasRole(h, plan.RoleLB) {
+	if role = plan.RoleLB; h.HasRole(role) {
 		name := "wildcard-" + d.s.Cluster.ServiceDomain
 		pair(path.Join(EdgeCertDir, d.s.Cluster.ServiceDomain+".pem"), path.Join(EdgeCertDir, d.s.Cluster.ServiceDomain+"-key.pem"), name)
 	}
-	if hasRole(h, plan.RoleOps) {
+	if role = plan.RoleOps; h.HasRole(role) {
 		harbor := "harbor." + d.s.Cluster.ServiceDomain
 		pub(path.Join(HarborCertDir, "ca.pem"), ca)
 		pair(path.Join(HarborCertDir, harbor+".pem"), path.Join(HarborCertDir, harbor+"-key.pem"), "harbor")

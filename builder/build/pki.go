@@ -42,7 +42,7 @@ func pkiInputs(s *spec.Spec) (pki.Config, pki.Cluster, error) {
 			role string
 			to   *[]pki.Member
 		}{{plan.RoleLB, &c.LBHosts}, {plan.RoleEtcd, &c.EtcdHosts}, {plan.RoleMaster, &c.Masters}, {plan.RoleNode, &c.Nodes}, {plan.RoleOps, &c.Ops}} {
-			if hasRole(h, r.role) {
+			if h.HasRole(r.role) {
 				*r.to = append(*r.to, m)
 			}
 		}

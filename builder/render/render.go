@@ -16,7 +16,8 @@ type File struct {
 	Path    string // absolute on the host
 	Mode    uint32 // permission bits, e.g. 0o644
 	Content []byte
-	Secret  bool // private key or credential: the bundle keeps it apart, 0600
+	Secret  bool   // private key or credential: the bundle keeps it apart, 0600
+	Role    string // the role that needs it (plan.Role*), or plan.RoleCommon
 }
 
 // ErrHost means the host cannot be rendered from the spec as given.
@@ -56,18 +57,18 @@ func Host(s *spec.Spec, h spec.Host) ([]File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("render %s: unit %s: %w", h.Name, u.name, err)
 		}
-		add(File{Path: UnitPath(u.name), Mode: 0o644, Content: b})
+		add(File{Path: UnitPath(u.name), Mode: 0o644, Content: b, Role: u.role})
 	}
 	if h.HasRole(plan.RoleEtcd) {
 		nc, err := r.flannelNetConf()
 		if err != nil {
 			return nil, fmt.Errorf("render %s: %w", h.Name, err)
 		}
-		add(File{Path: FlannelNetConf, Mode: 0o644, Content: nc},
-			File{Path: FlannelNetConfSh, Mode: 0o755, Content: r.flannelNetConfScript()})
+		add(File{Path: FlannelNetConf, Mode: 0o644, Content: nc, Role: plan.RoleEtcd},
+			File{Path: FlannelNetConfSh, Mode: 0o755, Content: r.flannelNetConfScript(), Role: plan.RoleEtcd})
 	}
 	if h.HasRole(plan.RoleMaster) {
-		add(File{Path: AuditPolicyFile, Mode: 0o644, Content: []byte(auditPolicy)})
+		add(File{Path: AuditPolicyFile, Mode: 0o644, Content: []byte(auditPolicy), Role: plan.RoleMaster})
 	}
 	if h.HasRole(plan.RoleNode) {
 		kc, err := r.kubeletConfig()
@@ -82,14 +83,17 @@ func Host(s *spec.Spec, h spec.Host) ([]File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("render %s: cni: %w", h.Name, err)
 		}
-		add(File{Path: KubeletConfigFile, Mode: 0o644, Content: kc},
-			File{Path: KubeProxyConfigFile, Mode: 0o644, Content: pc},
-			File{Path: ContainerdConfig, Mode: 0o644, Content: r.containerdConfig()},
-			File{Path: CNIConfFile, Mode: 0o644, Content: cni})
+		add(File{Path: KubeletConfigFile, Mode: 0o644, Content: kc, Role: plan.RoleNode},
+			File{Path: KubeProxyConfigFile, Mode: 0o644, Content: pc, Role: plan.RoleNode},
+			File{Path: ContainerdConfig, Mode: 0o644, Content: r.containerdConfig(), Role: plan.RoleNode},
+			File{Path: CNIConfFile, Mode: 0o644, Content: cni, Role: plan.RoleNode})
 		if env, ok := r.subnetEnv(); ok {
-			add(File{Path: FlannelSubnetEnv, Mode: 0o644, Content: env})
+			add(File{Path: FlannelSubnetEnv, Mode: 0o644, Content: env, Role: plan.RoleNode})
 		}
-		add(r.registryHosts()...)
+		for _, f := range r.registryHosts() {
+			f.Role = plan.RoleNode
+			add(f)
+		}
 	}
 	// nginx (lb) and bind9 (dns) are rendered by a later issue.
 

@@ -18,6 +18,7 @@ const unitHeader = "# Rendered by kubebake from bundle-spec.yaml. Do not edit: r
 // unitFile is one systemd unit: its file name and options in file order.
 type unitFile struct {
 	name string
+	role string // the role that runs it, or plan.RoleCommon
 	opts []*unit.UnitOption
 	err  error // set by a builder that met a bad value
 }
@@ -76,24 +77,24 @@ func arg(name, value string) string { return "--" + name + "=" + value }
 
 // units lists the units host h runs, in no particular order.
 func (r *renderer) units() []*unitFile {
-	h := r.h
 	var us []*unitFile
-	if h.HasRole(plan.RoleNode) {
-		us = append(us, r.containerdUnit())
+	// add renders the units only when the host holds role (or it is RoleCommon).
+	add := func(role string, render ...func() *unitFile) {
+		if role != plan.RoleCommon && !r.h.HasRole(role) {
+			return
+		}
+		for _, f := range render {
+			u := f()
+			u.role = role
+			us = append(us, u)
+		}
 	}
-	if h.HasRole(plan.RoleEtcd) {
-		us = append(us, r.etcdUnit(), r.flannelNetConfUnit())
-	}
-	if h.HasRole(plan.RoleNode) {
-		us = append(us, r.flanneldUnit())
-	}
-	if h.HasRole(plan.RoleMaster) {
-		us = append(us, r.apiServerUnit(), r.controllerManagerUnit(), r.schedulerUnit())
-	}
-	if h.HasRole(plan.RoleNode) {
-		us = append(us, r.kubeletUnit(), r.kubeProxyUnit())
-	}
-	us = append(us, r.firstbootUnit())
+	add(plan.RoleNode, r.containerdUnit)
+	add(plan.RoleEtcd, r.etcdUnit, r.flannelNetConfUnit)
+	add(plan.RoleNode, r.flanneldUnit)
+	add(plan.RoleMaster, r.apiServerUnit, r.controllerManagerUnit, r.schedulerUnit)
+	add(plan.RoleNode, r.kubeletUnit, r.kubeProxyUnit)
+	add(plan.RoleCommon, r.firstbootUnit)
 	return us
 }
 

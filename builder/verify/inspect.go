@@ -62,13 +62,20 @@ func Inspect(bundlePath string) (*plan.Manifest, []Item, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("inspect %s: %w", bundlePath, err)
 	}
-	secret := map[string]bool{}
+	// The manifest says which role needs each file and which are secret;
+	// the path rules above only stand in for files it does not list.
+	byPath := map[string]plan.File{}
 	for _, f := range m.Files {
-		secret[f.Path] = f.Secret
+		byPath[f.Path] = f
 	}
 	for i := range items {
-		if secret[items[i].Path] {
-			items[i].Secret = true
+		f, ok := byPath[items[i].Path]
+		if !ok {
+			continue
+		}
+		items[i].Secret = items[i].Secret || f.Secret
+		if f.Role != "" {
+			items[i].Role = f.Role
 		}
 	}
 	return m, items, nil
@@ -120,10 +127,10 @@ func WriteInspect(w io.Writer, m *plan.Manifest, items []Item) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r, it.Path, it.Kind, it.Mode, humanSize(it.Size), flag)
 			sum += it.Size
 		}
-		fmt.Fprintf(tw, "\t%s total: %d files\t\t\t%s\t\n", r, len(g), humanSize(sum))
+		fmt.Fprintf(tw, "\t%s total: %s\t\t\t%s\t\n", r, plural(len(g), "file"), humanSize(sum))
 		total += sum
 	}
-	fmt.Fprintf(tw, "\ttotal: %d files, %d secret\t\t\t%s\t\n", len(items), secrets, humanSize(total))
+	fmt.Fprintf(tw, "\ttotal: %s, %d secret\t\t\t%s\t\n", plural(len(items), "file"), secrets, humanSize(total))
 	return tw.Flush()
 }
 
@@ -149,4 +156,12 @@ func humanSize(n int64) string {
 		}
 	}
 	return ""
+}
+
+// plural is "1 file", "2 files".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -103,3 +103,28 @@ func TestHumanSize(t *testing.T) {
 		}
 	}
 }
+
+// TestInspectTakesManifestRoles: the builder knows why a file is there;
+// its role in bundle.json wins over the path rules.
+func TestInspectTakesManifestRoles(t *testing.T) {
+	f := newPKI(t).master()
+	f.manifest = func(m *plan.Manifest) {
+		for i := range m.Files {
+			if m.Files[i].Path == "/opt/kubernetes/certs/ca.pem" {
+				m.Files[i].Role = plan.RoleMaster
+			}
+		}
+	}
+	_, items, err := Inspect(f.write(t, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if it.Path == "/opt/kubernetes/certs/ca.pem" && it.Role != plan.RoleMaster {
+			t.Fatalf("ca.pem role %q, want the manifest's %q", it.Role, plan.RoleMaster)
+		}
+		if it.Path == "/opt/kubernetes/certs/apiserver.pem" && it.Role != plan.RoleMaster {
+			t.Fatalf("apiserver.pem role %q (path rule) changed", it.Role)
+		}
+	}
+}

@@ -9,7 +9,7 @@ import (
 
 // Roles an Inspect item may carry besides plan.Roles.
 const (
-	RoleCommon = "common" // every host: CA certs, kubectl, admin kubeconfig
+	RoleCommon = plan.RoleCommon // every host: CA certs, kubectl, admin kubeconfig
 	RoleBundle = "bundle" // bundle.json, SHA256SUMS, firstboot
 	RoleImages = "images" // the OCI layout under images/
 )

@@ -38,6 +38,10 @@ const (
 	RoleOps    = "ops"
 )
 
+// RoleCommon marks a file every host gets, whatever its roles. It is a
+// File.Role only, never a host's role.
+const RoleCommon = "common"
+
 // Roles lists every known role in a stable order.
 var Roles = []string{RoleDNS, RoleLB, RoleEtcd, RoleMaster, RoleNode, RoleOps}
 
@@ -94,6 +98,7 @@ type File struct {
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
 	Secret bool   `json:"secret,omitempty"` // private key or credential: 0600, never logged
+	Role   string `json:"role,omitempty"`   // the role that needs it, or RoleCommon; "" when unknown
 }
 
 // Image is one container image shipped in images/ (filled by the artifacts issue).
