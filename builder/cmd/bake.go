@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kubebake/kubebake/builder/build"
+	"github.com/kubebake/kubebake/builder/spec"
 )
 
 type bakeFlags struct {
@@ -28,6 +29,16 @@ func (f *bakeFlags) register(c *cobra.Command, withBake bool) {
 	c.Flags().StringVar(&f.out, "out", "out", "output directory for <host>.tar.gz and SHA256SUMS")
 	c.Flags().StringVar(&f.firstboot, "firstboot", "", "firstboot binary to ship (default: the one embedded by make build)")
 	c.Flags().IntVarP(&f.jobs, "jobs", "j", 0, "parallel jobs (default: number of CPUs)")
+}
+
+// load reads the spec and turns the flags into build options.
+func (f *bakeFlags) load(g *globals) (*spec.Spec, []build.Option, error) {
+	s, err := loadSpec(g, f.file)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts, err := f.options(g)
+	return s, opts, err
 }
 
 // options turns flags and SOURCE_DATE_EPOCH into build options.
@@ -88,11 +99,7 @@ bake leaves nothing half-written; run it again to finish.`,
   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) kubebake bake --out release/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := loadSpec(g, f.file)
-			if err != nil {
-				return err
-			}
-			opts, err := f.options(g)
+			s, opts, err := f.load(g)
 			if err != nil {
 				return err
 			}

@@ -27,11 +27,7 @@ run it from cron to hear about expiry before the cluster does.`,
   kubebake certs --state /srv/kubebake/state --warn-within 2160h`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := loadSpec(g, f.file)
-			if err != nil {
-				return err
-			}
-			opts, err := f.options(g)
+			s, opts, err := f.load(g)
 			if err != nil {
 				return err
 			}
