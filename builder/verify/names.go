@@ -10,8 +10,8 @@ import (
 // Roles an Inspect item may carry besides plan.Roles.
 const (
 	RoleCommon = plan.RoleCommon // every host: CA certs, kubectl, admin kubeconfig
-	RoleBundle = "bundle" // bundle.json, SHA256SUMS, firstboot
-	RoleImages = "images" // the OCI layout under images/
+	RoleBundle = "bundle"        // bundle.json, SHA256SUMS, firstboot
+	RoleImages = "images"        // the OCI layout under images/
 )
 
 // Kinds of Inspect items.
