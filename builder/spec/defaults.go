@@ -22,6 +22,8 @@ const (
 	DefaultKernel = "3.10"
 	DefaultCgroup = "v1"
 	DefaultArch   = "amd64"
+	// DefaultRobotDuration is "never expires", in Harbor's days.
+	DefaultRobotDuration = -1
 
 	DefaultFlannelBackend    = "host-gw"
 	DefaultFlannelEtcdPrefix = "/coreos.com/network"
@@ -145,6 +147,16 @@ func ApplyDefaults(s *Spec) []Entry {
 			h.PodSubnet = sub
 			r.infof(fmt.Sprintf("hosts[%d].podSubnet", i), "", "defaulted to %s (the pod network's /24 named after %s)", sub, h.IP)
 		}
+	}
+
+	if len(s.Platforms) == 0 {
+		s.Platforms = []string{"linux/" + s.Target.Arch}
+		r.infof("platforms", "", "defaulted to [%s]", s.Platforms[0])
+	}
+	if rb := s.Registry.Robot; rb != nil && rb.Duration == nil {
+		never := DefaultRobotDuration
+		rb.Duration = &never
+		r.infof("registry.robot.duration", "", "defaulted to %d (never expires; Harbor's own default is 30 days)", never)
 	}
 
 	for i := range r.Entries {

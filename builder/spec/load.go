@@ -234,6 +234,12 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		if d.boolean(n, &b, path) {
 			v.Set(reflect.ValueOf(&b))
 		}
+	case t.Kind() == reflect.Pointer:
+		// Optional values (a robot, a duration): present means set, so an
+		// explicit 0 stays distinguishable from "left out".
+		p := reflect.New(t.Elem())
+		d.value(n, p.Elem(), path)
+		v.Set(p)
 	case t.Kind() == reflect.Bool:
 		var b bool
 		if d.boolean(n, &b, path) {

@@ -328,3 +328,17 @@ func TestCheckRef(t *testing.T) {
 		}
 	}
 }
+
+func TestDefaultsForPulling(t *testing.T) {
+	data := strings.Replace(baseSpec, "registry:\n  host: harbor.od.com\n", "registry:\n  host: harbor.od.com\n  robot:\n    name: pusher\n", 1)
+	s, r, err := Parse("bundle-spec.yaml", []byte(data))
+	if err != nil || r.IsFatal() {
+		t.Fatal(err, r)
+	}
+	if len(s.Platforms) != 1 || s.Platforms[0] != "linux/amd64" {
+		t.Errorf("platforms = %v", s.Platforms)
+	}
+	if d := s.Registry.Robot.Duration; d == nil || *d != -1 {
+		t.Errorf("robot duration = %v, want -1 (never), not Harbor's 30 days", d)
+	}
+}

@@ -27,6 +27,15 @@ type Spec struct {
 	Artifacts  []Artifact `yaml:"artifacts"`
 	Images     []Image    `yaml:"images"`
 	Bundle     Bundle     `yaml:"bundle"`
+	// Mirrors rewrites download URL prefixes and registry hosts, for sites
+	// that reach upstreams through an internal Nexus/Artifactory.
+	Mirrors []Mirror `yaml:"mirrors"`
+	// Platforms are the image platforms pulled and mirrored ("all" keeps
+	// whole multi-arch indexes). Default: [linux/<target.arch>].
+	Platforms []string `yaml:"platforms"`
+	// Credentials name environment variables holding registry logins;
+	// the values never live in the spec.
+	Credentials []Credential `yaml:"credentials"`
 
 	// File is where the spec was read from (for messages); not in YAML.
 	File string `yaml:"-"`
@@ -125,6 +134,34 @@ type Registry struct {
 	Host    string `yaml:"host"`    // harbor.od.com
 	Project string `yaml:"project"` // public
 	Private bool   `yaml:"private"`
+	// Robot, when set, has kubebake mirror create a robot account with
+	// push and pull on the project.
+	Robot *Robot `yaml:"robot"`
+}
+
+// Robot is a Harbor robot account to create.
+type Robot struct {
+	Name string `yaml:"name"`
+	// Duration in days; -1 never expires. Harbor's own default is 30 days,
+	// so kubebake always sends it. Default: -1.
+	Duration *int `yaml:"duration"`
+	// SecretFile receives the robot's secret (0600). Default:
+	// <state>/secrets/robot-<name>.json.
+	SecretFile string `yaml:"secretFile"`
+}
+
+// Mirror maps an upstream URL prefix (https://dl.k8s.io) or registry host
+// (registry.k8s.io) to where this site reaches it.
+type Mirror struct {
+	From string `yaml:"from"`
+	To   string `yaml:"to"`
+}
+
+// Credential names the environment variables that hold a registry login.
+type Credential struct {
+	Registry    string `yaml:"registry"`    // host[:port], e.g. harbor.od.com
+	UsernameEnv string `yaml:"usernameEnv"` // e.g. HARBOR_USERNAME
+	PasswordEnv string `yaml:"passwordEnv"` // e.g. HARBOR_PASSWORD
 }
 
 // Versions pins each component.

@@ -63,6 +63,9 @@ func Validate(s *Spec) Report {
 	v.kubelet()
 	v.artifacts()
 	v.images()
+	v.mirrors()
+	v.platforms()
+	v.credentials()
 	v.pins()
 	v.compat()
 	for i := range v.r.Entries {
@@ -564,8 +567,73 @@ func (v *validator) pki() {
 	}
 }
 
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// mirrors checks each rewrite: a URL prefix maps to a URL, a registry host
+// to a registry host; a From appears once.
+func (v *validator) mirrors() {
+	seen := map[string]int{}
+	for i, m := range v.s.Mirrors {
+		mp := fmt.Sprintf("mirrors[%d]", i)
+		if j, dup := seen[m.From]; dup && m.From != "" {
+			v.r.errorf(mp+".from", "keep one mirror per upstream", "%s is also mirrors[%d].from", m.From, j)
+		}
+		seen[m.From] = i
+		switch {
+		case m.From == "":
+			v.r.errorf(mp+".from", "give an upstream URL prefix (https://dl.k8s.io) or registry host (registry.k8s.io)", "missing")
+		case strings.Contains(m.From, "://"):
+			v.url(mp+".from", m.From, true)
+			if !strings.Contains(m.To, "://") {
+				v.r.errorf(mp+".to", "a URL prefix maps to a URL prefix, e.g. http://127.0.0.1:8081/dl.k8s.io", "%q is not a URL", m.To)
+			} else {
+				v.url(mp+".to", m.To, true)
+			}
+		default:
+			if !refDomainRE.MatchString(m.From) {
+				v.r.errorf(mp+".from", "write a registry host[:port], e.g. registry.k8s.io", "%q is not a registry host", m.From)
+			}
+			if host, _, _ := strings.Cut(m.To, "/"); m.To == "" || strings.Contains(m.To, "://") || !refDomainRE.MatchString(host) {
+				v.r.errorf(mp+".to", "a registry host maps to a registry host[:port][/path], e.g. 127.0.0.1:5001", "%q is not a registry host", m.To)
+			}
+		}
+	}
+}
+
+var platformRE = regexp.MustCompile(`^[a-z0-9]+/[a-z0-9_]+(?:/v[0-9]+)?$`)
+
+func (v *validator) platforms() {
+	for i, p := range v.s.Platforms {
+		if p != "all" && !platformRE.MatchString(p) {
+			v.r.errorf(fmt.Sprintf("platforms[%d]", i), "write os/arch[/variant], e.g. linux/amd64, or all", "%q is not a platform", p)
+		}
+	}
+}
+
+func (v *validator) credentials() {
+	for i, c := range v.s.Credentials {
+		cp := fmt.Sprintf("credentials[%d]", i)
+		if c.Registry == "" || !refDomainRE.MatchString(c.Registry) {
+			v.r.errorf(cp+".registry", "write the registry host[:port], e.g. harbor.od.com", "%q is not a registry host", c.Registry)
+		}
+		for _, f := range []struct{ path, val string }{{cp + ".usernameEnv", c.UsernameEnv}, {cp + ".passwordEnv", c.PasswordEnv}} {
+			if !envNameRE.MatchString(f.val) {
+				v.r.errorf(f.path, "name an environment variable, e.g. HARBOR_PASSWORD; the secret itself never goes in the spec", "%q is not an environment variable name", f.val)
+			}
+		}
+	}
+}
+
 func (v *validator) registry() {
 	r := v.s.Registry
+	if rb := r.Robot; rb != nil {
+		if !regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*$`).MatchString(rb.Name) {
+			v.r.errorf("registry.robot.name", "use lower-case letters, digits, '.', '_' or '-', e.g. pusher", "%q is not a robot name", rb.Name)
+		}
+		if rb.Duration != nil && *rb.Duration != -1 && *rb.Duration < 1 {
+			v.r.errorf("registry.robot.duration", "give days (e.g. 365) or -1 for never", "%d is not a duration in days", *rb.Duration)
+		}
+	}
 	if r.Host == "" {
 		v.r.errorf("registry.host", "set it to the site's registry, e.g. harbor.od.com", "missing")
 	} else {

@@ -15,6 +15,21 @@ func TestBrokenSpecs(t *testing.T) {
 		muts []mutation
 		want []string
 	}{
+		{"mirror kinds mixed and duplicated", []mutation{{"registry:\n  host: harbor.od.com\n", "registry:\n  host: harbor.od.com\nmirrors:\n  - from: https://dl.k8s.io\n    to: 127.0.0.1:8081\n  - from: registry.k8s.io\n    to: http://127.0.0.1:5001\n  - from: https://dl.k8s.io\n    to: http://127.0.0.1:8081/dl.k8s.io\n"}}, []string{
+			"bundle-spec.yaml:48:9: mirrors[0].to: \"127.0.0.1:8081\" is not a URL — a URL prefix maps to a URL prefix, e.g. http://127.0.0.1:8081/dl.k8s.io",
+			"bundle-spec.yaml:50:9: mirrors[1].to: \"http://127.0.0.1:5001\" is not a registry host — a registry host maps to a registry host[:port][/path], e.g. 127.0.0.1:5001",
+			"bundle-spec.yaml:51:11: mirrors[2].from: https://dl.k8s.io is also mirrors[0].from — keep one mirror per upstream",
+		}},
+		{"bad platform", []mutation{{"registry:\n  host: harbor.od.com\n", "registry:\n  host: harbor.od.com\nplatforms: [linux/amd64, amd64]\n"}}, []string{
+			"bundle-spec.yaml:46:26: platforms[1]: \"amd64\" is not a platform — write os/arch[/variant], e.g. linux/amd64, or all",
+		}},
+		{"password in the spec", []mutation{{"registry:\n  host: harbor.od.com\n", "registry:\n  host: harbor.od.com\ncredentials:\n  - registry: harbor.od.com\n    usernameEnv: HARBOR_USER\n    passwordEnv: Harbor12345!\n"}}, []string{
+			"bundle-spec.yaml:49:18: credentials[0].passwordEnv: \"Harbor12345!\" is not an environment variable name — name an environment variable, e.g. HARBOR_PASSWORD; the secret itself never goes in the spec",
+		}},
+		{"bad robot", []mutation{{"registry:\n  host: harbor.od.com\n", "registry:\n  host: harbor.od.com\n  robot:\n    name: Pusher\n    duration: 0\n"}}, []string{
+			"bundle-spec.yaml:47:11: registry.robot.name: \"Pusher\" is not a robot name — use lower-case letters, digits, '.', '_' or '-', e.g. pusher",
+			"bundle-spec.yaml:48:15: registry.robot.duration: 0 is not a duration in days — give days (e.g. 365) or -1 for never",
+		}},
 		{"bad apiVersion", []mutation{{"apiVersion: kubebake.io/v1alpha1", "apiVersion: kubebake.io/v1"}}, []string{
 			"bundle-spec.yaml:1:13: apiVersion: \"kubebake.io/v1\" is not a version this kubebake reads — write apiVersion: kubebake.io/v1alpha1",
 		}},
@@ -22,7 +37,7 @@ func TestBrokenSpecs(t *testing.T) {
 			"bundle-spec.yaml:1:1: kind: missing — add kind: BundleSpec",
 		}},
 		{"unknown top-level field", []mutation{{"kind: BundleSpec\n", "kind: BundleSpec\nmetadata: {}\n"}}, []string{
-			"bundle-spec.yaml:3:1: metadata: unknown field \"metadata\" — remove it; known fields here: apiVersion, artifacts, bundle, cluster, hosts, images, kind, kubelet, network, pki, registry, target, versions",
+			"bundle-spec.yaml:3:1: metadata: unknown field \"metadata\" — remove it; known fields here: apiVersion, artifacts, bundle, cluster, credentials, hosts, images, kind, kubelet, mirrors, network, pki, platforms, registry, target, versions",
 		}},
 		{"misspelt field", []mutation{{"  hostDomain: host.com", "  hostDomian: host.com"}}, []string{
 			"bundle-spec.yaml:5:3: cluster.hostDomian: unknown field \"hostDomian\" — did you mean \"hostDomain\"?",
