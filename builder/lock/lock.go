@@ -43,8 +43,12 @@ type Artifact struct {
 type Image struct {
 	Name      string            `yaml:"name"`
 	Ref       string            `yaml:"ref"`
-	Digest    string            `yaml:"digest"`
+	Digest    string            `yaml:"digest"` // what the tag resolved to upstream
 	Platforms map[string]string `yaml:"platforms,omitempty"`
+	// Stored is what kubebake keeps and pushes: Digest, or the one kept
+	// platform's manifest, or an index of the kept platforms (Index true).
+	Stored string `yaml:"stored,omitempty"`
+	Index  bool   `yaml:"index,omitempty"`
 }
 
 // PathFor is the lock's path for a spec file.
