@@ -17,6 +17,7 @@ import (
 	"github.com/kubebake/kubebake/builder/artifact"
 	"github.com/kubebake/kubebake/builder/bake"
 	"github.com/kubebake/kubebake/builder/firstbootbin"
+	"github.com/kubebake/kubebake/builder/lock"
 	"github.com/kubebake/kubebake/builder/pki"
 	"github.com/kubebake/kubebake/builder/spec"
 )
@@ -34,14 +35,16 @@ type Result struct {
 
 // data is what the phases share.
 type data struct {
-	s         *spec.Spec
-	o         *options
-	certs     *pki.Set
-	artifacts artifact.Set
-	encConfig []byte
-	epoch     int64
-	bundles   []bake.Bundle
-	results   []bake.Result
+	s          *spec.Spec
+	o          *options
+	certs      *pki.Set
+	artifacts  artifact.Set
+	encConfig  []byte
+	images     []lock.Image // pinned by bundle-spec.lock; none without a pull
+	lockDigest string
+	epoch      int64
+	bundles    []bake.Bundle
+	results    []bake.Result
 }
 
 type phase struct {
@@ -140,13 +143,21 @@ func runPKI(ctx context.Context, d *data) error {
 	return err
 }
 
+// runArtifacts finds every artifact: in --artifacts DIR when given (files
+// downloaded by hand), else in the store as bundle-spec.lock pins them.
 func runArtifacts(ctx context.Context, d *data) error {
-	set, err := artifact.Resolve(ctx, d.s, d.o.artifactsDir, filepath.Join(d.o.stateDir, "unpacked"))
+	var set artifact.Set
+	var err error
+	if d.o.artifactsDir != "" {
+		set, err = artifact.Resolve(ctx, d.s, d.o.artifactsDir, filepath.Join(d.o.stateDir, "unpacked"))
+	} else {
+		set, err = storeArtifacts(d.s, d.o)
+	}
 	if err != nil {
 		return err
 	}
 	d.artifacts = set
-	return nil
+	return d.loadImages()
 }
 
 func runRender(ctx context.Context, d *data) error {

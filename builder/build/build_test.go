@@ -81,12 +81,17 @@ type bed struct {
 // makes each binary that many bytes.
 func newBed(t *testing.T, pad int) *bed {
 	t.Helper()
-	abs, err := filepath.Abs(seedSpec)
+	// A copy, so no bundle-spec.lock beside the repo's spec leaks in.
+	root := t.TempDir()
+	abs := filepath.Join(root, "bundle-spec.yaml")
+	data, err := os.ReadFile(seedSpec)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(abs, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	s := loadSpec(t, abs)
-	root := t.TempDir()
 	b := &bed{spec: s, specPath: abs, artifacts: filepath.Join(root, "artifacts"), root: root}
 	if err := standin.Generate(s, b.artifacts, pad); err != nil {
 		t.Fatal(err)
@@ -128,7 +133,7 @@ func (b *bed) child(state, out string) *exec.Cmd {
 	return cmd
 }
 
-func readCA(t *testing.T, state string) []byte {
+func stateCAs(t *testing.T, state string) []byte {
 	t.Helper()
 	var ca []byte
 	for _, n := range []string{"ca.pem", "front-proxy-ca.pem"} {
@@ -158,7 +163,7 @@ func TestBakeSeedVerifies(t *testing.T) {
 	if len(res.Bundles) != 5 {
 		t.Fatalf("bundles = %d, want 5", len(res.Bundles))
 	}
-	ca := readCA(t, state)
+	ca := stateCAs(t, state)
 	for _, p := range bundles(t, out) {
 		rep, err := verify.Verify(p, verify.Options{CA: ca})
 		if err != nil {
@@ -394,7 +399,7 @@ func TestKilledBake(t *testing.T) {
 	if err := os.CopyFS(filepath.Join(state, "secrets"), os.DirFS(filepath.Join(refState, "secrets"))); err != nil {
 		t.Fatal(err)
 	}
-	ca := readCA(t, state)
+	ca := stateCAs(t, state)
 	kills := 0
 	for delay := 5 * time.Millisecond; delay < 20*time.Second; delay = delay * 3 / 2 {
 		cmd := b.child(state, out)

@@ -109,6 +109,11 @@ func hostBundle(d *data, h spec.Host, digest string, epoch int64) (bake.Bundle, 
 		return bake.Bundle{}, fmt.Errorf("plan: %w", err)
 	}
 	m := manifest(d, h, p, digest, epoch)
+	imageFiles, imageRecs, err := hostImages(d, h)
+	if err != nil {
+		return bake.Bundle{}, err
+	}
+	m.Images = imageRecs
 	var entries []bake.Entry
 	for i := range files {
 		f := &files[i]
@@ -131,6 +136,7 @@ func hostBundle(d *data, h spec.Host, digest string, epoch int64) (bake.Bundle, 
 		return bake.Bundle{}, err
 	}
 	entries = append(entries, dataEntry(plan.ManifestName, 0o644, mj), dataEntry(plan.FirstbootName, 0o755, d.o.firstboot))
+	entries = append(entries, imageFiles...)
 	entries = append(entries, dataEntry(plan.SumsName, 0o644, sums(entries)))
 	return bake.Bundle{Name: h.Name, Entries: entries}, nil
 }
@@ -167,7 +173,7 @@ func manifest(d *data, h spec.Host, p plan.Plan, digest string, epoch int64) *pl
 			"traefik": v.Traefik, "containerd": v.Containerd, "runc": v.Runc, "cniPlugins": v.CNIPlugins,
 		},
 		Plan:  p,
-		Build: plan.Build{SpecDigest: digest, BuilderVersion: d.o.version, SourceDateEpoch: epoch},
+		Build: plan.Build{SpecDigest: digest, LockDigest: d.lockDigest, BuilderVersion: d.o.version, SourceDateEpoch: epoch},
 	}
 }
 

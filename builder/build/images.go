@@ -12,12 +12,18 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kubebake/kubebake/builder/bake"
+	"github.com/kubebake/kubebake/builder/image"
+	"github.com/kubebake/kubebake/builder/lock"
+	"github.com/kubebake/kubebake/builder/spec"
 	"github.com/kubebake/kubebake/firstboot/plan"
 )
 
-// refNameAnnotation names an image in an OCI layout's index.json; containerd's
-// `ctr images import` uses it as the image name.
-const refNameAnnotation = "org.opencontainers.image.ref.name"
+// Annotations naming an image in an OCI layout's index.json: the OCI one,
+// and containerd's, which `ctr images import` takes as the image name.
+const (
+	refNameAnnotation      = "org.opencontainers.image.ref.name"
+	ctrImageNameAnnotation = "io.containerd.image.name"
+)
 
 // layoutImage is one image to ship in a bundle's images/ layout.
 type layoutImage struct {
@@ -43,7 +49,7 @@ func imageEntries(storeLayout string, imgs []layoutImage) ([]bake.Entry, error) 
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w (run kubebake pull)", im.Ref, err)
 		}
-		d.Annotations = map[string]string{refNameAnnotation: im.Ref}
+		d.Annotations = map[string]string{refNameAnnotation: im.Ref, ctrImageNameAnnotation: im.Ref}
 		descs = append(descs, d)
 	}
 	sort.Slice(descs, func(i, j int) bool {
@@ -129,4 +135,58 @@ func walkBlob(layout string, h v1.Hash, blobs map[string]int64) (v1.Descriptor, 
 		blobs[d.Digest.Hex] = d.Size
 	}
 	return desc, nil
+}
+
+// bootImages are the images a host preloads from its bundle, by spec image
+// name and the role that runs them, so a node starts pods before Harbor
+// answers. flannel runs as a systemd service here, so its images are
+// mirrored but not preloaded; other images of the spec are mirrored only.
+var bootImages = map[string]string{
+	"pause":   plan.RoleNode,
+	"coredns": plan.RoleNode,
+	"traefik": plan.RoleNode,
+}
+
+// loadImages reads what bundle-spec.lock pins, if a pull wrote one.
+func (d *data) loadImages() error {
+	path := d.o.lockFile
+	if path == "" {
+		path = lock.PathFor(d.s.File)
+	}
+	l, err := lock.Read(path)
+	if err != nil || l == nil {
+		return err
+	}
+	if d.lockDigest, err = l.Digest(); err != nil {
+		return err
+	}
+	d.images = l.Images
+	return nil
+}
+
+// hostImages returns the layout entries and manifest records for the
+// images host h preloads, named as nodes pull them from the registry.
+func hostImages(d *data, h spec.Host) ([]bake.Entry, []plan.Image, error) {
+	target := image.Target{Registry: d.s.Registry.Host, Project: d.s.Registry.Project}
+	var imgs []layoutImage
+	var recs []plan.Image
+	for _, im := range d.images {
+		role, ok := bootImages[im.Name]
+		if !ok || !h.HasRole(role) {
+			continue
+		}
+		ref, err := image.TargetRef(im.Ref, target)
+		if err != nil {
+			return nil, nil, fmt.Errorf("image %s: %w", im.Name, err)
+		}
+		stored := im.Stored
+		if stored == "" {
+			stored = im.Digest
+		}
+		imgs = append(imgs, layoutImage{Ref: ref, Digest: stored})
+		recs = append(recs, plan.Image{Ref: ref, Source: im.Ref, Digest: stored})
+	}
+	entries, err := imageEntries(StoreImages(d.o.storeDir), imgs)
+	sort.Slice(recs, func(i, j int) bool { return recs[i].Ref < recs[j].Ref })
+	return entries, recs, err
 }

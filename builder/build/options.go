@@ -21,6 +21,10 @@ type options struct {
 	progress     func(Event)
 	version      string
 	epoch        int64
+	storeDir     string
+	lockFile     string
+	locked       bool
+	fromUpstream bool
 	set          map[string]bool
 }
 
@@ -40,6 +44,7 @@ func makeOptions(opts ...Option) (*options, error) {
 		logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		progress: func(Event) {},
 		version:  "devel",
+		storeDir: "store",
 		set:      map[string]bool{},
 	}
 	for _, opt := range opts {
@@ -147,4 +152,35 @@ func WithSourceDateEpoch(sec int64) Option {
 		o.epoch = sec
 		return o.once("epoch")
 	}
+}
+
+// WithStoreDir is the content-addressed store pull fills and bake reads.
+// Default "store".
+func WithStoreDir(dir string) Option {
+	return func(o *options) error {
+		if dir == "" {
+			return errors.New("store directory is empty")
+		}
+		o.storeDir = dir
+		return o.once("store")
+	}
+}
+
+// WithLockFile is the lock to read and write. Default: bundle-spec.lock
+// beside the spec file.
+func WithLockFile(path string) Option {
+	return func(o *options) error { o.lockFile = path; return o.once("lock") }
+}
+
+// WithLocked makes pull refuse anything that drifts from the lock, and any
+// change to it. Default false.
+func WithLocked(locked bool) Option {
+	return func(o *options) error { o.locked = locked; return o.once("locked") }
+}
+
+// WithMirrorFromUpstream has mirror copy images straight from their
+// upstream registries instead of from the store. Default false: the store,
+// which works inside the gap with no upstream reachable.
+func WithMirrorFromUpstream(b bool) Option {
+	return func(o *options) error { o.fromUpstream = b; return o.once("from") }
 }

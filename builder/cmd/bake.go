@@ -15,8 +15,9 @@ import (
 )
 
 type bakeFlags struct {
-	file, artifacts, state, out, firstboot string
-	jobs                                   int
+	file, artifacts, state, out, firstboot, store string
+	jobs                                          int
+	locked                                        bool
 }
 
 func (f *bakeFlags) register(c *cobra.Command, withBake bool) {
@@ -25,7 +26,8 @@ func (f *bakeFlags) register(c *cobra.Command, withBake bool) {
 	if !withBake {
 		return
 	}
-	c.Flags().StringVar(&f.artifacts, "artifacts", "", "directory of downloaded artifacts, as DIR/<artifact name>/<file> with the published checksum file beside it")
+	c.Flags().StringVar(&f.artifacts, "artifacts", "", "directory of artifacts downloaded by hand, as DIR/<artifact name>/<file> with the published checksum file beside it (default: the store, as bundle-spec.lock pins it)")
+	c.Flags().StringVar(&f.store, "store", "store", "content-addressed store filled by kubebake pull")
 	c.Flags().StringVar(&f.out, "out", "out", "output directory for <host>.tar.gz and SHA256SUMS")
 	c.Flags().StringVar(&f.firstboot, "firstboot", "", "firstboot binary to ship (default: the one embedded by make build)")
 	c.Flags().IntVarP(&f.jobs, "jobs", "j", 0, "parallel jobs (default: number of CPUs)")
@@ -49,6 +51,12 @@ func (f *bakeFlags) options(g *globals) ([]build.Option, error) {
 	}
 	if f.artifacts != "" {
 		opts = append(opts, build.WithArtifactsDir(f.artifacts))
+	}
+	if f.store != "" {
+		opts = append(opts, build.WithStoreDir(f.store))
+	}
+	if f.locked {
+		opts = append(opts, build.WithLocked(true))
 	}
 	if f.jobs > 0 {
 		opts = append(opts, build.WithJobs(f.jobs))

@@ -64,7 +64,15 @@ func TestValidateReportsPositions(t *testing.T) {
 // TestCLIFlow drives the commands a user runs, in order, in-process.
 func TestCLIFlow(t *testing.T) {
 	dir := t.TempDir()
-	s, rep, err := spec.Load("../../bundle-spec.yaml")
+	seed, err := os.ReadFile("../../bundle-spec.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	specFile := filepath.Join(dir, "bundle-spec.yaml")
+	if err := os.WriteFile(specFile, seed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, rep, err := spec.Load(specFile)
 	if err != nil || rep.IsFatal() {
 		t.Fatal(err, rep)
 	}
@@ -81,7 +89,7 @@ func TestCLIFlow(t *testing.T) {
 	state, out := filepath.Join(dir, "state"), filepath.Join(dir, "out")
 	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
 
-	code, stdout, stderr := run(t, "bake", "-f", "../../bundle-spec.yaml", "--artifacts", art, "--state", state, "--out", out, "--firstboot", fb)
+	code, stdout, stderr := run(t, "bake", "-f", specFile, "--artifacts", art, "--state", state, "--out", out, "--firstboot", fb)
 	if code != 0 || !strings.Contains(stdout, "wrote 5 bundles") || !strings.Contains(stderr, "bundle    done") {
 		t.Fatalf("bake: exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -93,10 +101,10 @@ func TestCLIFlow(t *testing.T) {
 	if code, stdout, _ = run(t, "inspect", filepath.Join(out, "hdss7-21.tar.gz"), "--plan"); code != 0 || !strings.Contains(stdout, "/opt/kubernetes/certs/sa.key") || !strings.Contains(stdout, "7 units") {
 		t.Fatalf("inspect: exit %d\n%s", code, stdout)
 	}
-	if code, stdout, _ = run(t, "certs", "-f", "../../bundle-spec.yaml", "--state", state); code != 0 || !strings.Contains(stdout, "system:node:hdss7-21.host.com") {
+	if code, stdout, _ = run(t, "certs", "-f", specFile, "--state", state); code != 0 || !strings.Contains(stdout, "system:node:hdss7-21.host.com") {
 		t.Fatalf("certs: exit %d\n%s", code, stdout)
 	}
-	if code, _, stderr = run(t, "certs", "-f", "../../bundle-spec.yaml", "--state", state, "--warn-within", "200000h"); code != 1 || !strings.Contains(stderr, "expire within") {
+	if code, _, stderr = run(t, "certs", "-f", specFile, "--state", state, "--warn-within", "200000h"); code != 1 || !strings.Contains(stderr, "expire within") {
 		t.Fatalf("certs --warn-within: exit %d\n%s", code, stderr)
 	}
 
@@ -110,7 +118,7 @@ func TestCLIFlow(t *testing.T) {
 
 	// SOURCE_DATE_EPOCH must be a number.
 	t.Setenv("SOURCE_DATE_EPOCH", "yesterday")
-	if code, _, stderr = run(t, "bake", "-f", "../../bundle-spec.yaml", "--artifacts", art, "--state", state, "--out", out, "--firstboot", fb); code != 2 || !strings.Contains(stderr, "SOURCE_DATE_EPOCH") {
+	if code, _, stderr = run(t, "bake", "-f", specFile, "--artifacts", art, "--state", state, "--out", out, "--firstboot", fb); code != 2 || !strings.Contains(stderr, "SOURCE_DATE_EPOCH") {
 		t.Fatalf("bad epoch: exit %d\n%s", code, stderr)
 	}
 }

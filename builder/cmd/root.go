@@ -104,7 +104,7 @@ Typical flow:
 	root.SetErr(stderr)
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log every step")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newValidate(g), newBake(g), newCerts(g), newVerify(g), newInspect(g))
+	root.AddCommand(newValidate(g), newPull(g), newBake(g), newCerts(g), newVerify(g), newInspect(g))
 	return root
 }
 

@@ -134,6 +134,10 @@ type Registry struct {
 	Host    string `yaml:"host"`    // harbor.od.com
 	Project string `yaml:"project"` // public
 	Private bool   `yaml:"private"`
+	// Endpoint is the host:port kubebake dials to reach Host from the build
+	// machine when Host does not resolve there (TLS still checks Host's
+	// name). Default: Host.
+	Endpoint string `yaml:"endpoint"`
 	// Robot, when set, has kubebake mirror create a robot account with
 	// push and pull on the project.
 	Robot *Robot `yaml:"robot"`
@@ -200,6 +204,9 @@ type Artifact struct {
 type Image struct {
 	Name string `yaml:"name"`
 	Ref  string `yaml:"ref"`
+	// Optional marks an add-on the cluster can come up without: when it
+	// cannot be pulled, kubebake says which and why and goes on without it.
+	Optional bool `yaml:"optional"`
 }
 
 // Bundle controls the output.

@@ -626,6 +626,11 @@ func (v *validator) credentials() {
 
 func (v *validator) registry() {
 	r := v.s.Registry
+	if r.Endpoint != "" {
+		if _, port, err := net.SplitHostPort(r.Endpoint); err != nil || port == "" {
+			v.r.errorf("registry.endpoint", "write host:port, e.g. 127.0.0.1:5443", "%q is not host:port", r.Endpoint)
+		}
+	}
 	if rb := r.Robot; rb != nil {
 		if !regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*$`).MatchString(rb.Name) {
 			v.r.errorf("registry.robot.name", "use lower-case letters, digits, '.', '_' or '-', e.g. pusher", "%q is not a robot name", rb.Name)
