@@ -79,8 +79,7 @@ func Mirror(ctx context.Context, s *spec.Spec, opts ...Option) (*MirrorResult, e
 		for _, im := range s.Images {
 			imgs = append(imgs, image.Image{Name: im.Name, Ref: im.Ref})
 		}
-		_, hostMirrors := splitMirrors(s.Mirrors)
-		res.Pushed, err = image.Copy(ctx, imgs, target, append(imgOpts, image.WithMirrors(hostMirrors...))...)
+		res.Pushed, err = image.Copy(ctx, imgs, target, append(imgOpts, upstreamImageOptions(s)...)...)
 	} else {
 		var l *lock.Lock
 		if l, err = lock.Read(lockPath(s, o)); err == nil && (l == nil || len(l.Images) == 0) {

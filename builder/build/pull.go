@@ -53,7 +53,7 @@ func Pull(ctx context.Context, s *spec.Spec, opts ...Option) (*PullResult, error
 	if old == nil {
 		old = &lock.Lock{}
 	}
-	urlMirrors, hostMirrors := splitMirrors(s.Mirrors)
+	urlMirrors, _, _ := splitMirrors(s.Mirrors)
 
 	o.progress(Event{Phase: "pull", Msg: "start"})
 	arts, err := fetch.Pull(ctx, o.storeDir, fetchSources(s),
@@ -65,7 +65,7 @@ func Pull(ctx context.Context, s *spec.Spec, opts ...Option) (*PullResult, error
 		return nil, err
 	}
 	res := &PullResult{Artifacts: arts, LockFile: lockPath}
-	imgOpts := append(imageOptions(s, o), image.WithMirrors(hostMirrors...), image.WithLock(imageLock(old), o.locked))
+	imgOpts := append(append(imageOptions(s, o), upstreamImageOptions(s)...), image.WithLock(imageLock(old), o.locked))
 	for _, im := range s.Images {
 		locked, err := image.Pull(ctx, StoreImages(o.storeDir), []image.Image{{Name: im.Name, Ref: im.Ref}}, imgOpts...)
 		if err != nil {
@@ -105,18 +105,31 @@ func Pull(ctx context.Context, s *spec.Spec, opts ...Option) (*PullResult, error
 }
 
 // splitMirrors separates URL-prefix rewrites (artifacts) from registry-host
-// rewrites (images).
-func splitMirrors(ms []spec.Mirror) ([]fetch.Mirror, []image.Mirror) {
+// rewrites (images), and lists the registry mirrors marked http:// as the
+// only hosts allowed plain HTTP.
+func splitMirrors(ms []spec.Mirror) ([]fetch.Mirror, []image.Mirror, []string) {
 	var urls []fetch.Mirror
 	var hosts []image.Mirror
+	var plain []string
 	for _, m := range ms {
 		if strings.Contains(m.From, "://") {
 			urls = append(urls, fetch.Mirror{From: m.From, To: m.To})
-		} else {
-			hosts = append(hosts, image.Mirror{From: m.From, To: m.To})
+			continue
 		}
+		to, isPlain := strings.CutPrefix(m.To, "http://")
+		if isPlain {
+			host, _, _ := strings.Cut(to, "/")
+			plain = append(plain, host)
+		}
+		hosts = append(hosts, image.Mirror{From: m.From, To: to})
 	}
-	return urls, hosts
+	return urls, hosts, plain
+}
+
+// upstreamImageOptions reach images through the spec's registry mirrors.
+func upstreamImageOptions(s *spec.Spec) []image.Option {
+	_, hosts, plain := splitMirrors(s.Mirrors)
+	return []image.Option{image.WithMirrors(hosts...), image.WithInsecure(plain...)}
 }
 
 func fetchSources(s *spec.Spec) []fetch.Source {

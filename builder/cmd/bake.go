@@ -120,19 +120,23 @@ bake leaves nothing half-written; run it again to finish.`,
 			if err != nil {
 				return err
 			}
-			if len(res.Issued) > 0 {
-				fmt.Fprintf(g.stdout, "issued %d certificate(s): %v\n", len(res.Issued), res.Issued)
-			}
-			for _, b := range res.Bundles {
-				fmt.Fprintf(g.stdout, "%s  %s  %d bytes\n", b.SHA256, b.Path, b.Size)
-			}
-			fmt.Fprintf(g.stdout, "wrote %d bundles and %s\n", len(res.Bundles), res.Sums)
-			for _, p := range res.Stale {
-				fmt.Fprintf(g.stderr, "warning: %s is from an earlier bake for a host the spec no longer has; it is not in SHA256SUMS — remove it\n", p)
-			}
+			printBake(g, res)
 			return nil
 		},
 	}
 	f.register(c, true)
 	return c
+}
+
+func printBake(g *globals, res *build.Result) {
+	if len(res.Issued) > 0 {
+		fmt.Fprintf(g.stdout, "issued %d certificate(s): %v\n", len(res.Issued), res.Issued)
+	}
+	for _, b := range res.Bundles {
+		fmt.Fprintf(g.stdout, "%s  %s  %d bytes\n", b.SHA256, b.Path, b.Size)
+	}
+	fmt.Fprintf(g.stdout, "wrote %d bundles and %s\n", len(res.Bundles), res.Sums)
+	for _, p := range res.Stale {
+		fmt.Fprintf(g.stderr, "warning: %s is from an earlier bake for a host the spec no longer has; it is not in SHA256SUMS — remove it\n", p)
+	}
 }

@@ -93,7 +93,7 @@ binary that installs it.
 
 Typical flow:
   kubebake validate -f bundle-spec.yaml
-  kubebake bake     -f bundle-spec.yaml --artifacts artifacts/
+  kubebake build    -f bundle-spec.yaml     # pull → mirror → bake
   kubebake verify   out/*.tar.gz
   kubebake certs    -f bundle-spec.yaml`,
 		Version:       version(),
@@ -104,7 +104,7 @@ Typical flow:
 	root.SetErr(stderr)
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log every step")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newValidate(g), newPull(g), newBake(g), newCerts(g), newVerify(g), newInspect(g))
+	root.AddCommand(newValidate(g), newPull(g), newMirror(g), newBake(g), newBuild(g), newCerts(g), newVerify(g), newInspect(g))
 	return root
 }
 

@@ -593,8 +593,11 @@ func (v *validator) mirrors() {
 			if !refDomainRE.MatchString(m.From) {
 				v.r.errorf(mp+".from", "write a registry host[:port], e.g. registry.k8s.io", "%q is not a registry host", m.From)
 			}
-			if host, _, _ := strings.Cut(m.To, "/"); m.To == "" || strings.Contains(m.To, "://") || !refDomainRE.MatchString(host) {
-				v.r.errorf(mp+".to", "a registry host maps to a registry host[:port][/path], e.g. 127.0.0.1:5001", "%q is not a registry host", m.To)
+			// A registry mirror is host[:port][/path]; http:// marks one
+			// that speaks plain HTTP (an offline upstream on loopback).
+			to := strings.TrimPrefix(m.To, "http://")
+			if host, _, _ := strings.Cut(to, "/"); to == "" || strings.Contains(to, "://") || !refDomainRE.MatchString(host) {
+				v.r.errorf(mp+".to", "a registry host maps to a registry host[:port][/path], e.g. 127.0.0.1:5001 (http://127.0.0.1:5001 for plain HTTP)", "%q is not a registry host", m.To)
 			}
 		}
 	}

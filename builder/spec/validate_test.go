@@ -15,9 +15,9 @@ func TestBrokenSpecs(t *testing.T) {
 		muts []mutation
 		want []string
 	}{
-		{"mirror kinds mixed and duplicated", []mutation{{"registry:\n  host: harbor.od.com\n", "registry:\n  host: harbor.od.com\nmirrors:\n  - from: https://dl.k8s.io\n    to: 127.0.0.1:8081\n  - from: registry.k8s.io\n    to: http://127.0.0.1:5001\n  - from: https://dl.k8s.io\n    to: http://127.0.0.1:8081/dl.k8s.io\n"}}, []string{
+		{"mirror kinds mixed and duplicated", []mutation{{"registry:\n  host: harbor.od.com\n", "registry:\n  host: harbor.od.com\nmirrors:\n  - from: https://dl.k8s.io\n    to: 127.0.0.1:8081\n  - from: registry.k8s.io\n    to: https://127.0.0.1:5001\n  - from: https://dl.k8s.io\n    to: http://127.0.0.1:8081/dl.k8s.io\n"}}, []string{
 			"bundle-spec.yaml:48:9: mirrors[0].to: \"127.0.0.1:8081\" is not a URL — a URL prefix maps to a URL prefix, e.g. http://127.0.0.1:8081/dl.k8s.io",
-			"bundle-spec.yaml:50:9: mirrors[1].to: \"http://127.0.0.1:5001\" is not a registry host — a registry host maps to a registry host[:port][/path], e.g. 127.0.0.1:5001",
+			"bundle-spec.yaml:50:9: mirrors[1].to: \"https://127.0.0.1:5001\" is not a registry host — a registry host maps to a registry host[:port][/path], e.g. 127.0.0.1:5001 (http://127.0.0.1:5001 for plain HTTP)",
 			"bundle-spec.yaml:51:11: mirrors[2].from: https://dl.k8s.io is also mirrors[0].from — keep one mirror per upstream",
 		}},
 		{"bad platform", []mutation{{"registry:\n  host: harbor.od.com\n", "registry:\n  host: harbor.od.com\nplatforms: [linux/amd64, amd64]\n"}}, []string{

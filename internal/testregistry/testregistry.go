@@ -46,9 +46,10 @@ type Registry struct {
 	// Dir is the registry's storage root.
 	Dir string
 
-	tls bool
-	cmd *exec.Cmd
-	log *lockedBuffer
+	tls        bool
+	serverName string // TLS name to verify, when not 127.0.0.1
+	cmd        *exec.Cmd
+	log        *lockedBuffer
 }
 
 // Option configures Start.
@@ -58,6 +59,8 @@ type config struct {
 	user, password string
 	plain          bool
 	names          []string
+	ca, cert, key  []byte // a given certificate instead of a generated one
+	serverName     string
 }
 
 // WithAuth turns on htpasswd basic auth with one user. Default: no auth.
@@ -70,6 +73,13 @@ func WithAuth(user, password string) Option {
 // Default: 127.0.0.1 and localhost only.
 func WithNames(names ...string) Option {
 	return func(c *config) { c.names = append(c.names, names...) }
+}
+
+// WithCert serves a given certificate (e.g. the harbor.od.com one kubebake
+// issued) for serverName; clients verify it against caPEM. Default: a
+// generated CA and certificate for 127.0.0.1 and localhost.
+func WithCert(caPEM, certPEM, keyPEM []byte, serverName string) Option {
+	return func(c *config) { c.ca, c.cert, c.key, c.serverName = caPEM, certPEM, keyPEM, serverName }
 }
 
 // WithoutTLS serves plain HTTP. Default: TLS with a generated CA.
@@ -97,10 +107,14 @@ func Start(t testing.TB, opts ...Option) *Registry {
 
 	var tlsBlock string
 	if !c.plain {
-		caPEM, certPEM, keyPEM, err := GenerateCerts(append([]string{"127.0.0.1", "localhost"}, c.names...))
+		caPEM, certPEM, keyPEM, err := c.ca, c.cert, c.key, error(nil)
+		if caPEM == nil {
+			caPEM, certPEM, keyPEM, err = GenerateCerts(append([]string{"127.0.0.1", "localhost"}, c.names...))
+		}
 		if err != nil {
 			t.Fatalf("testregistry: certs: %v", err)
 		}
+		r.serverName = c.serverName
 		r.CAPEM = caPEM
 		writeFile(t, filepath.Join(dir, "server.crt"), certPEM)
 		writeFile(t, filepath.Join(dir, "server.key"), keyPEM)
@@ -207,7 +221,7 @@ func (r *Registry) Transport() *http.Transport {
 	if r.CAPEM != nil {
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(r.CAPEM)
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, ServerName: r.serverName}
 	}
 	return tr
 }
