@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
 FIRSTBOOT := builder/firstbootbin/bin/firstboot
 LDFLAGS := -s -w -X github.com/kubebake/kubebake/builder/cmd.Version=$(VERSION)
 
-.PHONY: all build firstboot test lint demo bench clean
+.PHONY: all build firstboot test lint demo demo-standins upstream bench clean
 
 all: build
 
@@ -23,16 +23,30 @@ lint:
 test: lint
 	$(GO) test -count=1 ./...
 
-# The seed's five hosts, baked from stand-in artifacts, verified, and rebuilt
-# to show byte-identical output. Everything lands under demo/.
+# The whole flow for the seed's five hosts: the offline upstream (real
+# binaries built from the Go module proxy; the first run takes ~20 min), a
+# Harbor stand-in, kubebake build (pull → mirror → bake), verify. Output
+# lands under demo/.
 demo: build
 	./scripts/demo.sh
 
-# Figures for the issue's targets, in one run: PKI issue time (seed and 1000
-# nodes, RSA and ECDSA) and bake of 100 hosts vs a naive per-host tar|gzip.
+# The seconds-long demo: stand-in artifacts, real PKI and bundles, and a
+# byte-identical rebuild. Output lands under demo-standins/.
+demo-standins: build
+	./scripts/demo-standins.sh
+
+# Build (or reuse) the offline upstream and start it; scripts/upstream/down.sh stops it.
+upstream:
+	./scripts/upstream/up.sh
+
+# Figures for the issues' targets, in one run: PKI issue time (seed and 1000
+# nodes, RSA and ECDSA), bake of 100 hosts vs a naive per-host tar|gzip, and
+# mirroring the seed's images vs crane and skopeo (needs docker-registry and
+# skopeo from Debian), no-op re-mirror, peak RSS of pull and mirror at 1 GiB.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./builder/pki/ ./builder/bake/
 	$(GO) run ./scripts/benchbake
+	$(GO) run ./scripts/benchmirror
 
 clean:
-	rm -rf bin demo $(FIRSTBOOT)
+	rm -rf bin demo demo-standins $(FIRSTBOOT)

@@ -1,7 +1,8 @@
 // Package testregistry starts a real OCI distribution registry (Debian's
 // docker-registry package, the CNCF distribution registry 2.8) as a child
 // process for tests: TLS from a CA it generates, optional htpasswd auth,
-// storage in t.TempDir(), stopped in t.Cleanup.
+// storage in t.TempDir(), stopped in t.Cleanup. StartProcess runs one outside
+// a test (scripts/benchmirror).
 //
 // htpasswd entries are bcrypt hashes made with golang.org/x/crypto/bcrypt
 // (already in go.sum through cfssl), so apache2-utils is not needed.
@@ -98,12 +99,36 @@ func Start(t testing.TB, opts ...Option) *Registry {
 		}
 		t.Skip(msg)
 	}
+	r, stop, err := StartProcess(t.TempDir(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			log := r.log.String()
+			if len(log) > 4000 {
+				log = "…" + log[len(log)-4000:]
+			}
+			t.Logf("registry %s log (tail):\n%s", r.Addr, log)
+		}
+	})
+	return r
+}
+
+// StartProcess runs a registry outside a test (benchmarks, scripts), with
+// its configuration, certificates and storage under dir, and returns once
+// /v2/ answers. stop kills the process and waits for it; it is safe to
+// call more than once. dir is left for the caller to remove.
+func StartProcess(dir string, opts ...Option) (r *Registry, stop func(), err error) {
+	if _, err := os.Stat(Binary); err != nil {
+		return nil, nil, fmt.Errorf("testregistry: %s not found: install Debian's docker-registry package (apt-get install -y docker-registry)", Binary)
+	}
 	var c config
 	for _, o := range opts {
 		o(&c)
 	}
-	dir := t.TempDir()
-	r := &Registry{Dir: filepath.Join(dir, "storage"), User: c.user, Password: c.password, tls: !c.plain}
+	r = &Registry{Dir: filepath.Join(dir, "storage"), User: c.user, Password: c.password, tls: !c.plain}
 
 	var tlsBlock string
 	if !c.plain {
@@ -112,21 +137,27 @@ func Start(t testing.TB, opts ...Option) *Registry {
 			caPEM, certPEM, keyPEM, err = GenerateCerts(append([]string{"127.0.0.1", "localhost"}, c.names...))
 		}
 		if err != nil {
-			t.Fatalf("testregistry: certs: %v", err)
+			return nil, nil, fmt.Errorf("testregistry: certs: %w", err)
 		}
 		r.serverName = c.serverName
 		r.CAPEM = caPEM
-		writeFile(t, filepath.Join(dir, "server.crt"), certPEM)
-		writeFile(t, filepath.Join(dir, "server.key"), keyPEM)
+		if err := writeFile(filepath.Join(dir, "server.crt"), certPEM); err != nil {
+			return nil, nil, err
+		}
+		if err := writeFile(filepath.Join(dir, "server.key"), keyPEM); err != nil {
+			return nil, nil, err
+		}
 		tlsBlock = fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key"))
 	}
 	var authBlock string
 	if c.user != "" {
 		hash, err := bcrypt.GenerateFromPassword([]byte(c.password), bcrypt.MinCost)
 		if err != nil {
-			t.Fatalf("testregistry: bcrypt: %v", err)
+			return nil, nil, fmt.Errorf("testregistry: bcrypt: %w", err)
 		}
-		writeFile(t, filepath.Join(dir, "htpasswd"), []byte(c.user+":"+string(hash)+"\n"))
+		if err := writeFile(filepath.Join(dir, "htpasswd"), []byte(c.user+":"+string(hash)+"\n")); err != nil {
+			return nil, nil, err
+		}
 		authBlock = fmt.Sprintf("auth:\n  htpasswd:\n    realm: kubebake-test\n    path: %s\n", filepath.Join(dir, "htpasswd"))
 	}
 
@@ -134,7 +165,7 @@ func Start(t testing.TB, opts ...Option) *Registry {
 	for attempt := 0; attempt < 5; attempt++ {
 		addr, err := freeAddr()
 		if err != nil {
-			t.Fatalf("testregistry: free port: %v", err)
+			return nil, nil, fmt.Errorf("testregistry: free port: %w", err)
 		}
 		cfg := fmt.Sprintf(`version: 0.1
 log:
@@ -154,36 +185,32 @@ http:
   secret: kubebake-testregistry
 %s%s`, r.Dir, addr, tlsBlock, authBlock)
 		cfgPath := filepath.Join(dir, "config.yml")
-		writeFile(t, cfgPath, []byte(cfg))
+		if err := writeFile(cfgPath, []byte(cfg)); err != nil {
+			return nil, nil, err
+		}
 		r.Addr = addr
 		r.log = &lockedBuffer{}
 		cmd := exec.Command(Binary, "serve", cfgPath)
 		cmd.Stdout, cmd.Stderr = r.log, r.log
 		if err := cmd.Start(); err != nil {
-			t.Fatalf("testregistry: start %s: %v", Binary, err)
+			return nil, nil, fmt.Errorf("testregistry: start %s: %w", Binary, err)
 		}
 		r.cmd = cmd
 		exited := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(exited) }()
 		if lastErr = r.wait(exited); lastErr == nil {
-			t.Cleanup(func() {
-				_ = cmd.Process.Kill()
-				<-exited
-				if t.Failed() {
-					log := r.log.String()
-					if len(log) > 4000 {
-						log = "…" + log[len(log)-4000:]
-					}
-					t.Logf("registry %s log (tail):\n%s", r.Addr, log)
-				}
-			})
-			return r
+			var once sync.Once
+			return r, func() {
+				once.Do(func() {
+					_ = cmd.Process.Kill()
+					<-exited
+				})
+			}, nil
 		}
 		_ = cmd.Process.Kill()
 		<-exited
 	}
-	t.Fatalf("testregistry: registry did not start: %v\n%s", lastErr, r.log.String())
-	return nil
+	return nil, nil, fmt.Errorf("testregistry: registry did not start: %v\n%s", lastErr, r.log.String())
 }
 
 func (r *Registry) wait(exited <-chan struct{}) error {
@@ -297,11 +324,11 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func writeFile(t testing.TB, path string, b []byte) {
-	t.Helper()
+func writeFile(path string, b []byte) error {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatalf("testregistry: %v", err)
+		return fmt.Errorf("testregistry: %w", err)
 	}
+	return nil
 }
 
 type lockedBuffer struct {
