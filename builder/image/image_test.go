@@ -533,3 +533,46 @@ func TestEndpoint(t *testing.T) {
 		t.Fatal("pushing to an unresolvable name without an endpoint succeeded")
 	}
 }
+
+// TestPushThroughFaults mirrors from the store into a registry behind the
+// fault proxy (5xx and connection resets on ~10 % of requests, uploads
+// included): the push must finish and every digest read back must match.
+func TestPushThroughFaults(t *testing.T) {
+	f := newFixture(t, testregistry.WithoutTLS())
+	ctx := context.Background()
+	store := t.TempDir()
+	locked, err := Pull(ctx, store, seed, append(f.pullOpts(), WithPlatforms([]string{"all"}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for seedN := int64(1); seedN <= 3; seedN++ {
+		dst := testregistry.Start(t, testregistry.WithoutTLS())
+		p := faultproxy.New(mustURL(t, dst.URL()), faultproxy.Faults{Rate: 0.1, Seed: seedN, Kinds: []faultproxy.Kind{faultproxy.Status5xx, faultproxy.Reset}})
+		host := hostOf(t, p.URL())
+		pushed, err := Push(ctx, store, locked, Target{Registry: host, Project: "public"}, WithInsecure(host), WithJobs(2), fastRetry)
+		counts := p.Counts()
+		p.Close()
+		if err != nil {
+			t.Fatalf("seed %d: push through faults (%v): %v", seedN, counts, err)
+		}
+		for i, ps := range pushed {
+			if ps.Digest != locked[i].Stored {
+				t.Errorf("seed %d: %s: pushed %s, want %s", seedN, ps.Dst, ps.Digest, locked[i].Stored)
+			}
+			// Read back straight from the registry, past the proxy.
+			ref := mustRef(t, strings.Replace(ps.Dst, host, dst.Addr, 1))
+			d, err := remote.Head(ref, remote.WithTransport(dst.Transport()))
+			if err != nil || d.Digest.String() != ps.Digest {
+				t.Errorf("seed %d: %s: registry has %v (%v)", seedN, ref, d, err)
+			}
+		}
+		for _, c := range counts {
+			total += c
+		}
+		t.Logf("seed %d: faults %v", seedN, counts)
+	}
+	if total == 0 {
+		t.Error("the proxy injected no fault: the test proved nothing")
+	}
+}

@@ -199,7 +199,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	out.URL.Host = p.target.Host
 	out.URL.Path = strings.TrimSuffix(p.target.Path, "/") + r.URL.Path
 	out.URL.RawPath = ""
-	out.Host = p.target.Host
+	// Keep the client's Host, as a reverse proxy in front of a registry
+	// does (nginx: proxy_set_header Host $http_host): the registry builds
+	// upload Location URLs from it, so clients come back through the proxy.
+	out.Host = r.Host
 	for _, h := range []string{"Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
 		out.Header.Del(h)
 	}
