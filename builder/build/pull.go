@@ -66,11 +66,27 @@ func Pull(ctx context.Context, s *spec.Spec, opts ...Option) (*PullResult, error
 	}
 	res := &PullResult{Artifacts: arts, LockFile: lockPath}
 	imgOpts := append(append(imageOptions(s, o), upstreamImageOptions(s)...), image.WithLock(imageLock(old), o.locked))
+	// Required images in one call (pulled in parallel); each optional one
+	// alone, so its failure is reported without failing the others.
+	var required []image.Image
 	for _, im := range s.Images {
+		if !im.Optional {
+			required = append(required, image.Image{Name: im.Name, Ref: im.Ref})
+		}
+	}
+	if len(required) > 0 {
+		if res.Images, err = image.Pull(ctx, StoreImages(o.storeDir), required, imgOpts...); err != nil {
+			return nil, err
+		}
+	}
+	for _, im := range s.Images {
+		if !im.Optional {
+			continue
+		}
 		locked, err := image.Pull(ctx, StoreImages(o.storeDir), []image.Image{{Name: im.Name, Ref: im.Ref}}, imgOpts...)
 		if err != nil {
 			var drift *image.DriftError
-			if !im.Optional || errors.As(err, &drift) || ctx.Err() != nil {
+			if errors.As(err, &drift) || ctx.Err() != nil {
 				return nil, err
 			}
 			o.logger.Warn("optional image unavailable", "image", im.Name, "ref", im.Ref, "err", err)
