@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# make demo: bake the seed's cluster (bundle-spec.yaml) end to end on this
-# machine. Artifacts are stand-ins until `kubebake pull` (the next issue)
-# fetches the real releases; everything else is real: the cfssl PKI, the
-# kubeconfigs, units, bundles, verification and the byte-identical rebuild.
+# make demo-standins: the quick demo (seconds, no upstream): bake the seed's
+# cluster from stand-in artifacts (shell scripts that say what they are).
+# Everything else is real: the cfssl PKI, the kubeconfigs, units, bundles,
+# verification and the byte-identical rebuild. `make demo` runs the whole
+# flow with real binaries built from the Go module proxy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kb=bin/kubebake
-d=demo
+d=demo-standins
 step() { printf '\n== %s\n' "$*"; }
 
 step "validate bundle-spec.yaml"
