@@ -89,7 +89,7 @@ func Pull(ctx context.Context, s *spec.Spec, opts ...Option) (*PullResult, error
 			if errors.As(err, &drift) || ctx.Err() != nil {
 				return nil, err
 			}
-			o.logger.Warn("optional image unavailable", "image", im.Name, "ref", im.Ref, "err", err)
+			o.logger.Info("optional image unavailable", "image", im.Name, "ref", im.Ref, "err", err)
 			res.Unavailable = append(res.Unavailable, Unavailable{Name: im.Name, Ref: im.Ref, Err: err})
 			continue
 		}

@@ -93,10 +93,12 @@ func newBake(g *globals) *cobra.Command {
 
   pki        issue the cluster PKI into --state (reused on rebuild; a cert is
              re-issued only when its subject, SANs or expiry change or it nears expiry)
-  artifacts  find each artifact in --artifacts (or at its file:// URL) and check
-             its sha256 against the spec or the upstream's published checksum
+  artifacts  take each artifact from the store as bundle-spec.lock pins it (run
+             kubebake pull first), or from --artifacts DIR (downloaded by hand)
+             checked against the spec or the upstream's published checksum;
+             the images each host runs at boot come from the store too
   render     systemd units, configs, kubeconfigs and the node plan per host
-  bundle     write out/<host>.tar.gz and out/SHA256SUMS
+  bundle     write out/<host>.tar.gz (with images/, an OCI layout) and out/SHA256SUMS
 
 Output is byte-identical for the same spec, artifacts and state: entries are
 sorted, owned by root, stamped with bundle.sourceDateEpoch (SOURCE_DATE_EPOCH

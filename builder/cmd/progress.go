@@ -50,6 +50,8 @@ func (r *reporter) event(e build.Event) {
 			fmt.Fprintf(r.w, "%-9s %s\n", e.Phase, e.Msg)
 		case e.Phase == "bundle" && e.Done > r.lastN[e.Phase]:
 			fmt.Fprintf(r.w, "%-9s %d/%d bundles written; %s\n", e.Phase, e.Done, e.Total, e.Msg)
+		case e.Phase == "pull" && e.Done > r.lastN[e.Phase]:
+			fmt.Fprintf(r.w, "%-9s %d/%d artifacts (%s)\n", e.Phase, e.Done, e.Total, e.Msg)
 		}
 		r.lastN[e.Phase] = e.Done
 		return
