@@ -17,7 +17,7 @@ step "stand-in artifacts (as DIR/<name>/<file> + published checksum file)"
 go run ./scripts/standins -f bundle-spec.yaml -o $d/artifacts
 
 step "bake the five hosts"
-$kb bake -f bundle-spec.yaml --artifacts $d/artifacts --state $d/state --out $d/out
+$kb bake -f bundle-spec.yaml --artifacts $d/artifacts --state $d/state --store $d/store --out $d/out
 
 step "verify every bundle against the PKI in state/"
 $kb verify $d/out/*.tar.gz --ca $d/state/pki/ca.pem --ca $d/state/pki/front-proxy-ca.pem
@@ -46,7 +46,7 @@ echo "... ($(wc -l < $d/hdss7-21.list) entries, listed by tar tzf)"
 step "rebuild under another TZ, umask and locale: byte-identical?"
 rm -rf $d/out2
 ( umask 077; cd /tmp && TZ=Asia/Shanghai LC_ALL=C.UTF-8 "$OLDPWD/$kb" bake -f "$OLDPWD/bundle-spec.yaml" \
-    --artifacts "$OLDPWD/$d/artifacts" --state "$OLDPWD/$d/state" --out "$OLDPWD/$d/out2" >/dev/null )
+    --artifacts "$OLDPWD/$d/artifacts" --state "$OLDPWD/$d/state" --store "$OLDPWD/$d/store" --out "$OLDPWD/$d/out2" >/dev/null )
 if cmp -s $d/out/SHA256SUMS $d/out2/SHA256SUMS && for f in $d/out/*.tar.gz; do cmp -s "$f" "$d/out2/$(basename "$f")" || exit 1; done; then
   echo "identical:"; cat $d/out/SHA256SUMS
 else

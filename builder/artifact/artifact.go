@@ -1,28 +1,22 @@
-// Package artifact turns the spec's artifacts into verified local files:
-// each artifact is found in a local directory (as downloaded by hand, or by
-// `kubebake pull` later) or at a file:// URL, checked against its sha256
-// while streaming, and archives are unpacked into a content-addressed cache.
+// Package artifact reads artifacts downloaded by hand: each artifact of the
+// spec in a local directory as DIR/<artifact name>/<file name of its URL>,
+// with the upstream's published checksum file beside it (what
+// `curl -O $url; curl -O $sha256URL` leaves), or at its file:// URL. It is
+// fetch.Pull over file:// sources, so verification, checksum formats and
+// archive unpacking are the store's own.
 package artifact
 
 import (
-	"archive/tar"
-	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
-	"strings"
 
+	"github.com/kubebake/kubebake/builder/fetch"
 	"github.com/kubebake/kubebake/builder/spec"
 )
 
@@ -57,69 +51,50 @@ func (s Set) Names() []string {
 }
 
 // ErrChecksum means an artifact's bytes are not the ones the spec pins.
-var ErrChecksum = errors.New("sha256 mismatch")
+var ErrChecksum = fetch.ErrChecksum
 
-// Resolve verifies every artifact of s. Artifacts are looked up at their
-// file:// URL, or in dir as dir/<artifact name>/<URL base name>, with the
-// published checksum file beside it (dir/<name>/<sha256URL base name>) when
-// the spec gives sha256URL instead of sha256. Archives are unpacked into
-// cacheDir/sha256/<hex>.
-func Resolve(ctx context.Context, s *spec.Spec, dir, cacheDir string) (Set, error) {
+// FromResults turns fetch results into a Set.
+func FromResults(res []fetch.Result) Set {
 	set := Set{}
+	for _, r := range res {
+		for _, f := range r.Files {
+			af := File{Name: f.Name, Artifact: f.Artifact, Path: f.Path, SHA256: f.SHA256, Size: f.Size}
+			set[af.Key()] = af
+		}
+	}
+	return set
+}
+
+// Resolve verifies every artifact of s found in dir (or at its file:// URL)
+// and copies it, and the members of archives, into the store at storeDir.
+func Resolve(ctx context.Context, s *spec.Spec, dir, storeDir string) (Set, error) {
+	var srcs []fetch.Source
 	var errs []error
 	for _, a := range s.Artifacts {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+		src := fetch.Source{Name: a.Name, SHA256: a.SHA256, Extract: a.Extract}
+		var err error
+		if src.URL, err = local(a.URL, a.Name, dir); err == nil && a.SHA256URL != "" {
+			src.SHA256URL, err = local(a.SHA256URL, a.Name, dir)
 		}
-		files, err := resolveOne(a, dir, cacheDir)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("artifact %s: %w", a.Name, err))
 			continue
 		}
-		for _, f := range files {
-			set[f.Key()] = f
-		}
+		srcs = append(srcs, src)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return set, nil
-}
-
-func resolveOne(a spec.Artifact, dir, cacheDir string) ([]File, error) {
-	local, err := locate(a.URL, a.Name, dir)
+	res, err := fetch.Pull(ctx, storeDir, srcs)
 	if err != nil {
 		return nil, err
 	}
-	want := strings.ToLower(a.SHA256)
-	if want == "" {
-		if a.SHA256URL == "" {
-			return nil, errors.New("no sha256 and no sha256URL: pin one in bundle-spec.yaml")
-		}
-		sumFile, err := locate(a.SHA256URL, a.Name, dir)
-		if err != nil {
-			return nil, fmt.Errorf("published checksum: %w", err)
-		}
-		if want, err = readChecksum(sumFile, baseName(a.URL)); err != nil {
-			return nil, err
-		}
-	}
-	got, size, err := hashFile(local)
-	if err != nil {
-		return nil, err
-	}
-	if got != want {
-		return nil, fmt.Errorf("%s: %w: got %s, want %s (re-download it, or fix the pin)", local, ErrChecksum, got, want)
-	}
-	if len(a.Extract) == 0 {
-		return []File{{Name: a.Name, Artifact: a.Name, Path: local, SHA256: got, Size: size}}, nil
-	}
-	return extract(a, local, cacheDir)
+	return FromResults(res), nil
 }
 
-// locate maps a URL to a local file: file:// URLs directly, others by base
-// name under dir/<name>/.
-func locate(raw, name, dir string) (string, error) {
+// local maps a URL to a file:// URL of the local copy: file:// URLs as they
+// are, others by base name under dir/<name>/.
+func local(raw, name, dir string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "", fmt.Errorf("url %q: %w", raw, err)
@@ -129,7 +104,9 @@ func locate(raw, name, dir string) (string, error) {
 		if dir == "" {
 			return "", fmt.Errorf("%s is not a file:// URL and no artifacts directory was given (--artifacts DIR)", raw)
 		}
-		p = filepath.Join(dir, name, path.Base(u.Path))
+		if p, err = filepath.Abs(filepath.Join(dir, name, path.Base(u.Path))); err != nil {
+			return "", err
+		}
 	}
 	if _, err := os.Stat(p); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -137,174 +114,5 @@ func locate(raw, name, dir string) (string, error) {
 		}
 		return "", err
 	}
-	return p, nil
-}
-
-func baseName(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return path.Base(u.Path)
-	}
-	return path.Base(raw)
-}
-
-// readChecksum understands the formats upstreams publish: a bare hex digest
-// (dl.k8s.io's <binary>.sha256) or sha256sum(1) lines (etcd's SHA256SUMS,
-// containerd's .sha256sum), from which it takes the line naming file.
-func readChecksum(p, file string) (string, error) {
-	data, err := os.ReadFile(p)
-	if err != nil {
-		return "", err
-	}
-	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
-		return githubDigest(p, data, file)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	var only string
-	lines := 0
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 {
-			continue
-		}
-		lines++
-		if !isHex64(f[0]) {
-			continue
-		}
-		if len(f) == 1 {
-			only = f[0]
-			continue
-		}
-		if strings.TrimPrefix(strings.TrimPrefix(f[1], "*"), "./") == file || path.Base(f[1]) == file {
-			return strings.ToLower(f[0]), nil
-		}
-	}
-	if only != "" && lines == 1 {
-		return strings.ToLower(only), nil
-	}
-	return "", fmt.Errorf("%s: no sha256 for %s in it", p, file)
-}
-
-// githubDigest reads GitHub's release JSON, which carries a "digest" per
-// asset: the only published checksum for projects (flannel) that ship no
-// checksum file.
-func githubDigest(p string, data []byte, file string) (string, error) {
-	var rel struct {
-		Assets []struct {
-			Name   string `json:"name"`
-			Digest string `json:"digest"`
-		} `json:"assets"`
-	}
-	if err := json.Unmarshal(data, &rel); err != nil {
-		return "", fmt.Errorf("%s: not a checksum file nor a GitHub release: %w", p, err)
-	}
-	for _, a := range rel.Assets {
-		if d, ok := strings.CutPrefix(a.Digest, "sha256:"); a.Name == file && ok && isHex64(d) {
-			return strings.ToLower(d), nil
-		}
-	}
-	return "", fmt.Errorf("%s: no sha256 digest for asset %s in it", p, file)
-}
-
-func isHex64(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	_, err := hex.DecodeString(s)
-	return err == nil
-}
-
-func hashFile(p string) (string, int64, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, fmt.Errorf("read %s: %w", p, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
-// extract unpacks the archive members a.Extract names into the cache,
-// content-addressed, each written to a temp file and renamed when whole.
-func extract(a spec.Artifact, archive, cacheDir string) ([]File, error) {
-	if cacheDir == "" {
-		return nil, errors.New("archive needs a cache directory to unpack into")
-	}
-	f, err := os.Open(archive)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(bufio.NewReader(f))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w (want a .tar.gz)", archive, err)
-	}
-	want := map[string]string{}
-	for member, name := range a.Extract {
-		want[strings.TrimPrefix(member, "./")] = name
-	}
-	var out []File
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", archive, err)
-		}
-		name, ok := want[strings.TrimPrefix(h.Name, "./")]
-		if !ok || h.Typeflag != tar.TypeReg {
-			continue
-		}
-		delete(want, strings.TrimPrefix(h.Name, "./"))
-		p, sum, n, err := store(tr, cacheDir)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", archive, h.Name, err)
-		}
-		out = append(out, File{Name: name, Artifact: a.Name, Path: p, SHA256: sum, Size: n})
-	}
-	if len(want) > 0 {
-		var missing []string
-		for m := range want {
-			missing = append(missing, m)
-		}
-		sort.Strings(missing)
-		return nil, fmt.Errorf("%s has no regular file %s (fix artifacts[].extract)", archive, strings.Join(missing, ", "))
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
-}
-
-// store writes r into cacheDir/sha256/<hex> atomically.
-func store(r io.Reader, cacheDir string) (string, string, int64, error) {
-	dir := filepath.Join(cacheDir, "sha256")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", "", 0, err
-	}
-	tmp, err := os.CreateTemp(dir, ".unpack-*")
-	if err != nil {
-		return "", "", 0, err
-	}
-	defer os.Remove(tmp.Name())
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), r)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", "", 0, err
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	final := filepath.Join(dir, sum)
-	if err := os.Rename(tmp.Name(), final); err != nil {
-		return "", "", 0, err
-	}
-	return final, sum, n, nil
+	return (&url.URL{Scheme: "file", Path: p}).String(), nil
 }

@@ -72,16 +72,18 @@ func TestResolve(t *testing.T) {
 	if got := strings.Join(set.Names(), ","); got != "etcd/etcd,etcd/etcdctl,kubelet/kubelet,runc/runc" {
 		t.Fatalf("names = %s", got)
 	}
-	if set["etcd/etcd"].SHA256 != sum(etcd) || set["kubelet/kubelet"].SHA256 != sum(kubelet) || set["runc/runc"].Path != runcPath {
+	if set["etcd/etcd"].SHA256 != sum(etcd) || set["kubelet/kubelet"].SHA256 != sum(kubelet) || set["runc/runc"].SHA256 != sum(runc) || filepath.Dir(set["runc/runc"].Path) != filepath.Join(cache, "sha256") {
 		t.Fatalf("set = %+v", set)
 	}
 	if b, _ := os.ReadFile(set["etcd/etcd"].Path); !bytes.Equal(b, etcd) {
 		t.Fatal("unpacked etcd differs")
 	}
 
-	// A tampered binary is refused, naming the file and both digests.
+	// A tampered binary is refused, naming the artifact and both digests
+	// (into a fresh store: one that holds the verified bytes already ships
+	// those, whatever the directory now holds).
 	write(t, filepath.Join(dir, "kubelet", "kubelet"), []byte("evil"))
-	_, err = Resolve(context.Background(), s, dir, cache)
+	_, err = Resolve(context.Background(), s, dir, t.TempDir())
 	if !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), "artifact kubelet:") || !strings.Contains(err.Error(), sum([]byte("evil"))) {
 		t.Fatalf("tampered: %v", err)
 	}

@@ -149,7 +149,7 @@ func runArtifacts(ctx context.Context, d *data) error {
 	var set artifact.Set
 	var err error
 	if d.o.artifactsDir != "" {
-		set, err = artifact.Resolve(ctx, d.s, d.o.artifactsDir, filepath.Join(d.o.stateDir, "unpacked"))
+		set, err = artifact.Resolve(ctx, d.s, d.o.artifactsDir, d.o.storeDir)
 	} else {
 		set, err = storeArtifacts(d.s, d.o)
 	}

@@ -62,7 +62,7 @@ func childBake() int {
 		return 1
 	}
 	_, err = Bake(context.Background(), s, WithArtifactsDir(os.Getenv("KB_ARTIFACTS")), WithStateDir(os.Getenv("KB_STATE")),
-		WithOutDir(os.Getenv("KB_OUT")), WithFirstboot(fb))
+		WithStoreDir(filepath.Join(os.Getenv("KB_STATE"), "store")), WithOutDir(os.Getenv("KB_OUT")), WithFirstboot(fb))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -117,7 +117,7 @@ func (b *bed) bake(t *testing.T, state, out string, opts ...Option) *Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts = append([]Option{WithArtifactsDir(b.artifacts), WithStateDir(state), WithOutDir(out), WithFirstboot(fb)}, opts...)
+	opts = append([]Option{WithArtifactsDir(b.artifacts), WithStateDir(state), WithStoreDir(filepath.Join(state, "store")), WithOutDir(out), WithFirstboot(fb)}, opts...)
 	res, err := Bake(context.Background(), b.spec, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -474,7 +474,7 @@ func TestBakeErrors(t *testing.T) {
 		defer standin.Generate(b.spec, b.artifacts, 0)
 		out := filepath.Join(b.root, "out-tampered")
 		_, err := Bake(context.Background(), b.spec, WithArtifactsDir(b.artifacts), WithStateDir(filepath.Join(b.root, "s1")),
-			WithOutDir(out), WithFirstboot([]byte("fb")))
+			WithStoreDir(filepath.Join(b.root, "s1", "store")), WithOutDir(out), WithFirstboot([]byte("fb")))
 		if err == nil || !strings.Contains(err.Error(), "phase artifacts: artifact kubelet:") || !strings.Contains(err.Error(), "sha256 mismatch") {
 			t.Fatalf("err = %v", err)
 		}
@@ -486,7 +486,7 @@ func TestBakeErrors(t *testing.T) {
 		s := *b.spec
 		s.Bundle.SourceDateEpoch = 0
 		_, err := Bake(context.Background(), &s, WithArtifactsDir(b.artifacts), WithStateDir(filepath.Join(b.root, "s2")),
-			WithOutDir(filepath.Join(b.root, "o2")), WithFirstboot([]byte("fb")))
+			WithStoreDir(filepath.Join(b.root, "s2", "store")), WithOutDir(filepath.Join(b.root, "o2")), WithFirstboot([]byte("fb")))
 		if err == nil || !strings.Contains(err.Error(), "SOURCE_DATE_EPOCH") {
 			t.Fatalf("err = %v", err)
 		}

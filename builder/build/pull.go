@@ -200,12 +200,5 @@ func storeArtifacts(s *spec.Spec, o *options) (artifact.Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	set := artifact.Set{}
-	for _, r := range res {
-		for _, f := range r.Files {
-			af := artifact.File{Name: f.Name, Artifact: f.Artifact, Path: f.Path, SHA256: f.SHA256, Size: f.Size}
-			set[af.Key()] = af
-		}
-	}
-	return set, nil
+	return artifact.FromResults(res), nil
 }

@@ -89,7 +89,7 @@ func TestCLIFlow(t *testing.T) {
 	state, out := filepath.Join(dir, "state"), filepath.Join(dir, "out")
 	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
 
-	code, stdout, stderr := run(t, "bake", "-f", specFile, "--artifacts", art, "--state", state, "--out", out, "--firstboot", fb)
+	code, stdout, stderr := run(t, "bake", "-f", specFile, "--artifacts", art, "--state", state, "--store", filepath.Join(state, "store"), "--out", out, "--firstboot", fb)
 	if code != 0 || !strings.Contains(stdout, "wrote 5 bundles") || !strings.Contains(stderr, "bundle    done") {
 		t.Fatalf("bake: exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -118,7 +118,7 @@ func TestCLIFlow(t *testing.T) {
 
 	// SOURCE_DATE_EPOCH must be a number.
 	t.Setenv("SOURCE_DATE_EPOCH", "yesterday")
-	if code, _, stderr = run(t, "bake", "-f", specFile, "--artifacts", art, "--state", state, "--out", out, "--firstboot", fb); code != 2 || !strings.Contains(stderr, "SOURCE_DATE_EPOCH") {
+	if code, _, stderr = run(t, "bake", "-f", specFile, "--artifacts", art, "--state", state, "--store", filepath.Join(state, "store"), "--out", out, "--firstboot", fb); code != 2 || !strings.Contains(stderr, "SOURCE_DATE_EPOCH") {
 		t.Fatalf("bad epoch: exit %d\n%s", code, stderr)
 	}
 }
