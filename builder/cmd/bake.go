@@ -22,7 +22,7 @@ type bakeFlags struct {
 
 func (f *bakeFlags) register(c *cobra.Command, withBake bool) {
 	c.Flags().StringVarP(&f.file, "file", "f", "bundle-spec.yaml", "the bundle spec")
-	c.Flags().StringVar(&f.state, "state", "state", "state directory: the PKI (kept between builds), unpacked artifacts, caches")
+	c.Flags().StringVar(&f.state, "state", "state", "state directory: the PKI (kept between builds), secrets, caches")
 	if !withBake {
 		return
 	}
