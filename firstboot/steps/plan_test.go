@@ -1,0 +1,61 @@
+package steps
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/kubebake/kubebake/firstboot/plan"
+)
+
+func TestFromManifestOrder(t *testing.T) {
+	m := &plan.Manifest{
+		Format: plan.Format,
+		Host:   plan.Host{Name: "n1", IP: "10.4.7.21"},
+		Files:  []plan.File{{Path: "/etc/a", Source: "rootfs/etc/a", Mode: "0644", Owner: "root:root", SHA256: strings.Repeat("0", 64)}},
+		Plan: plan.Plan{
+			Modules: []string{"br_netfilter"},
+			Sysctls: []plan.Sysctl{{Key: "net.ipv4.ip_forward", Value: "1"}},
+			Routes:  []plan.Route{{Dst: "172.7.22.0/24", Via: "10.4.7.22"}},
+			IPTables: []plan.IPTablesOp{{Table: "nat", Chain: "POSTROUTING",
+				Rule: []string{"-s", "172.7.21.0/24", "!", "-d", "172.7.0.0/16", "!", "-o", "cni0", "-j", "MASQUERADE"}}},
+			Units:  []plan.Unit{{Name: "containerd.service", Start: true}},
+			Health: []plan.HealthCheck{{Name: "kubelet", URL: "http://127.0.0.1:10248/healthz", Attempts: 1, Interval: "1s"}},
+		},
+	}
+	steps, err := FromManifest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, s := range steps {
+		ids = append(ids, strings.SplitN(s.ID(), "/", 2)[0])
+	}
+	// Each kind appears in plan order; collapse runs of the same kind.
+	var kinds []string
+	for _, k := range ids {
+		if len(kinds) == 0 || kinds[len(kinds)-1] != k {
+			kinds = append(kinds, k)
+		}
+	}
+	t.Logf("steps: %v", ids)
+	if steps[0].ID() != "bundle/integrity" || steps[1].ID() != "preflight/host" || steps[7].ID() != "file//etc/a" {
+		t.Errorf("head of plan: %v", ids[:8])
+	}
+	seen := map[string]bool{}
+	for _, k := range kinds {
+		if seen[k] {
+			t.Errorf("kind %s appears in two places: %v", k, kinds)
+		}
+		seen[k] = true
+	}
+	if len(kinds) < 8 {
+		t.Errorf("kinds %v", kinds)
+	}
+}
+
+func TestFromManifestRejectsBadFile(t *testing.T) {
+	m := &plan.Manifest{Files: []plan.File{{Path: "/etc/a", Mode: "0644", Owner: "etcd"}}}
+	if _, err := FromManifest(m); err == nil || !strings.HasPrefix(err.Error(), "plan: files[0] /etc/a: owner") {
+		t.Errorf("err %v", err)
+	}
+}
