@@ -1,0 +1,311 @@
+package steps
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/kubebake/kubebake/firstboot/engine"
+	"github.com/kubebake/kubebake/firstboot/plan"
+)
+
+// UnitsStampPath records the sha256 of every unit file as of the last
+// daemon-reload firstboot did, so a re-run reloads only when a unit file
+// changed.
+const UnitsStampPath = "/var/lib/kubebake/units.sha256"
+
+// JournalLines is how many journal lines a failed unit reports.
+const JournalLines = 20
+
+// unitDirs are where systemd (219 and newer) reads unit files and drop-ins.
+var unitDirs = []string{"/etc/systemd/system/", "/usr/lib/systemd/system/", "/lib/systemd/system/"}
+
+// Units makes the service steps, in this order: one daemon-reload step
+// (converged when no unit file changed since firstboot's last reload), then
+// for each unit in plan order an enable step and, when Unit.Start, a start
+// step. The builder orders units containerd → etcd → flannel-netconf →
+// flanneld → kube-apiserver → controller-manager → scheduler → kubelet →
+// kube-proxy; Units keeps that order.
+func Units(units []plan.Unit) []engine.Step {
+	out := []engine.Step{reloadStep{units: units}}
+	for _, u := range units {
+		out = append(out, enableStep{unit: u.Name})
+		if u.Start {
+			out = append(out, startStep{unit: u.Name})
+		}
+	}
+	return out
+}
+
+// reloadStep is `systemctl daemon-reload`, converged when the stamp of the
+// unit files on disk equals the one recorded after the last reload.
+type reloadStep struct{ units []plan.Unit }
+
+func (reloadStep) ID() string { return "systemd/daemon-reload" }
+
+func (s reloadStep) Check(_ context.Context, env *engine.Env) (engine.Status, error) {
+	now, err := unitStamp(env, s.units)
+	if err != nil {
+		return engine.Status{}, err
+	}
+	old, recorded, err := readStamp(env)
+	if err != nil {
+		return engine.Status{}, err
+	}
+	if !recorded {
+		return engine.Status{Diff: []string{"daemon-reload: none recorded by firstboot yet"}}, nil
+	}
+	if bytes.Equal(now, old) {
+		return engine.Status{Converged: true}, nil
+	}
+	changed := stampDiff(old, now)
+	return engine.Status{Diff: []string{"daemon-reload: unit files changed: " + strings.Join(changed, ", ")}}, nil
+}
+
+func (s reloadStep) Apply(ctx context.Context, env *engine.Env) error {
+	// Stamp what systemd is about to read: a file changed during the reload
+	// then differs from the stamp and causes another reload next run.
+	now, err := unitStamp(env, s.units)
+	if err != nil {
+		return err
+	}
+	if err := env.Systemd.Reload(ctx); err != nil {
+		return err
+	}
+	p, err := env.Path(UnitsStampPath)
+	if err != nil {
+		return err
+	}
+	return putFile(p, now, 0o644)
+}
+
+func (s reloadStep) Verify(ctx context.Context, env *engine.Env) error {
+	st, err := s.Check(ctx, env)
+	if err != nil {
+		return err
+	}
+	if !st.Converged {
+		return fmt.Errorf("%s", strings.Join(st.Diff, "; "))
+	}
+	return nil
+}
+
+// unitStamp is sha256sum(1)-style lines ("<hex>  <path>"), sorted by path,
+// over the manifest's files below a unit directory (units and drop-ins
+// firstboot installs) and each plan unit's file where it exists (units the
+// distribution ships, e.g. a packaged containerd.service).
+func unitStamp(env *engine.Env, units []plan.Unit) ([]byte, error) {
+	paths := map[string]bool{}
+	if env.Manifest != nil {
+		for _, f := range env.Manifest.Files {
+			for _, d := range unitDirs {
+				if strings.HasPrefix(f.Path, d) {
+					paths[f.Path] = true
+				}
+			}
+		}
+	}
+	for _, u := range units {
+		for _, d := range unitDirs {
+			p, err := env.Path(d + u.Name)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := os.Stat(p); err == nil {
+				paths[d+u.Name] = true
+			}
+		}
+	}
+	sorted := make([]string, 0, len(paths))
+	for p := range paths {
+		sorted = append(sorted, p)
+	}
+	sort.Strings(sorted)
+	var b bytes.Buffer
+	for _, p := range sorted {
+		full, err := env.Path(p)
+		if err != nil {
+			return nil, err
+		}
+		data, err := os.ReadFile(full)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			fmt.Fprintf(&b, "%s  %s\n", "-", p) // listed but not installed (yet)
+		case err != nil:
+			return nil, fmt.Errorf("unit file %s: %w", p, err)
+		default:
+			sum := sha256.Sum256(data)
+			fmt.Fprintf(&b, "%s  %s\n", hex.EncodeToString(sum[:]), p)
+		}
+	}
+	return b.Bytes(), nil
+}
+
+// readStamp returns the recorded stamp; recorded is false when firstboot
+// never reloaded on this host (then it reloads once even with no unit files).
+func readStamp(env *engine.Env) (stamp []byte, recorded bool, err error) {
+	p, err := env.Path(UnitsStampPath)
+	if err != nil {
+		return nil, false, err
+	}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", UnitsStampPath, err)
+	}
+	return b, true, nil
+}
+
+// stampDiff names the paths whose line differs between two stamps.
+func stampDiff(old, now []byte) []string {
+	parse := func(b []byte) map[string]string {
+		m := map[string]string{}
+		for _, l := range strings.Split(string(b), "\n") {
+			if sum, p, ok := strings.Cut(l, "  "); ok {
+				m[p] = sum
+			}
+		}
+		return m
+	}
+	o, n := parse(old), parse(now)
+	var out []string
+	for p, sum := range n {
+		if o[p] != sum {
+			out = append(out, p)
+		}
+	}
+	for p := range o {
+		if _, ok := n[p]; !ok {
+			out = append(out, p+" (gone)")
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// enableStep is `systemctl enable <unit>`.
+type enableStep struct{ unit string }
+
+func (s enableStep) ID() string { return "systemd/enable/" + s.unit }
+
+func (s enableStep) Check(ctx context.Context, env *engine.Env) (engine.Status, error) {
+	ok, err := env.Systemd.Enabled(ctx, s.unit)
+	if err != nil {
+		return engine.Status{}, err
+	}
+	if ok {
+		return engine.Status{Converged: true}, nil
+	}
+	return engine.Status{Diff: []string{"enable " + s.unit}}, nil
+}
+
+func (s enableStep) Apply(ctx context.Context, env *engine.Env) error {
+	return env.Systemd.Enable(ctx, s.unit)
+}
+
+func (s enableStep) Verify(ctx context.Context, env *engine.Env) error {
+	ok, err := env.Systemd.Enabled(ctx, s.unit)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%s is not enabled", s.unit)
+	}
+	return nil
+}
+
+// startStep is `systemctl start <unit>`, waiting for the job's result. A
+// failure carries the unit's last journal lines.
+type startStep struct{ unit string }
+
+func (s startStep) ID() string { return "systemd/start/" + s.unit }
+
+func (s startStep) Check(ctx context.Context, env *engine.Env) (engine.Status, error) {
+	ok, err := env.Systemd.Active(ctx, s.unit)
+	if err != nil {
+		return engine.Status{}, err
+	}
+	if ok {
+		return engine.Status{Converged: true}, nil
+	}
+	return engine.Status{Diff: []string{"start " + s.unit}}, nil
+}
+
+func (s startStep) Apply(ctx context.Context, env *engine.Env) error {
+	if err := env.Systemd.Start(ctx, s.unit); err != nil {
+		return withJournal(ctx, env, s.unit, err)
+	}
+	return nil
+}
+
+func (s startStep) Verify(ctx context.Context, env *engine.Env) error {
+	ok, err := env.Systemd.Active(ctx, s.unit)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return withJournal(ctx, env, s.unit, fmt.Errorf("%s is not active", s.unit))
+	}
+	return nil
+}
+
+// withJournal appends the unit's journal tail to err (still wrapping it).
+func withJournal(ctx context.Context, env *engine.Env, unit string, err error) error {
+	tail, jerr := env.Systemd.JournalTail(ctx, unit, JournalLines)
+	if jerr != nil {
+		tail = strings.TrimSpace(tail + "\n(journal: " + jerr.Error() + ")")
+	}
+	return fmt.Errorf("%w\n--- last %d journal lines of %s ---\n%s", err, JournalLines, unit, strings.TrimRight(tail, "\n"))
+}
+
+// putFile writes data to p atomically: a temp file in the same directory,
+// fsync, rename, fsync of the directory.
+func putFile(p string, data []byte, mode os.FileMode) (err error) {
+	dir := filepath.Dir(p)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(p)+".*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), p); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
