@@ -1,7 +1,6 @@
 package build
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -146,15 +145,13 @@ func dataEntry(name string, mode uint32, b []byte) bake.Entry {
 	return bake.Entry{Name: name, Mode: mode, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(b)), Data: b}
 }
 
-// sums renders SHA256SUMS over entries in sha256sum(1)'s format.
+// sums renders SHA256SUMS over entries.
 func sums(entries []bake.Entry) []byte {
-	sorted := append([]bake.Entry(nil), entries...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-	var b bytes.Buffer
-	for _, e := range sorted {
-		fmt.Fprintf(&b, "%s  %s\n", e.SHA256, e.Name)
+	var ss []plan.Sum
+	for _, e := range entries {
+		ss = append(ss, plan.Sum{SHA256: e.SHA256, Path: e.Name})
 	}
-	return b.Bytes()
+	return plan.FormatSums(ss)
 }
 
 func manifest(d *data, h spec.Host, p plan.Plan, digest string, epoch int64) *plan.Manifest {

@@ -1,8 +1,6 @@
 package verify
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -13,7 +11,6 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/kubebake/kubebake/firstboot/plan"
 )
@@ -25,37 +22,28 @@ type sumLine struct {
 	name string
 }
 
-// parseSums reads sha256sum(1) output: "<64 hex>  <name>" or, in binary
-// mode, "<64 hex> *<name>". Leading "./" is dropped from names. Malformed
-// and repeated lines are reported with file:line paths.
+// parseSums reads sha256sum(1) output (plan.ParseSums) and reports
+// malformed and repeated lines with file:line paths.
 func parseSums(file string, b []byte) ([]sumLine, []Problem) {
-	var out []sumLine
+	sums, bad, err := plan.ParseSums(b)
 	var probs []Problem
-	seen := map[string]int{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		l := sc.Text()
-		if strings.TrimSpace(l) == "" {
-			continue
-		}
-		at := fmt.Sprintf("%s:%d", file, n)
-		if len(l) < 67 || l[64] != ' ' || (l[65] != ' ' && l[65] != '*') {
+	if err != nil {
+		probs = append(probs, Problem{file, err.Error()})
+	}
+	for _, p := range bad {
+		at := fmt.Sprintf("%s:%d", file, p.Line)
+		switch p.Kind {
+		case plan.SumMalformed:
 			probs = append(probs, Problem{at, "malformed line: want \"<sha256 hex>  <path>\""})
-			continue
-		}
-		sum := strings.ToLower(l[:64])
-		if _, err := hex.DecodeString(sum); err != nil {
+		case plan.SumNotHex:
 			probs = append(probs, Problem{at, "malformed line: the digest is not hex"})
-			continue
+		case plan.SumDuplicate:
+			probs = append(probs, Problem{at, fmt.Sprintf("%s is listed twice (first on line %d)", p.Path, p.FirstLine)})
 		}
-		name := strings.TrimPrefix(l[66:], "./")
-		if prev, ok := seen[name]; ok {
-			probs = append(probs, Problem{at, fmt.Sprintf("%s is listed twice (first on line %d)", name, prev)})
-			continue
-		}
-		seen[name] = n
-		out = append(out, sumLine{line: n, hex: sum, name: name})
+	}
+	var out []sumLine
+	for _, s := range sums {
+		out = append(out, sumLine{line: s.Line, hex: s.SHA256, name: s.Path})
 	}
 	return out, probs
 }

@@ -1,8 +1,6 @@
 package steps
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -68,31 +66,30 @@ func checkBundle(ctx context.Context, dir string, m *plan.Manifest) error {
 	if err != nil {
 		return tampered("%s: %v: the bundle cannot be checked", plan.SumsName, err)
 	}
+	sums, bad, err := plan.ParseSums(b)
+	if err != nil {
+		return tampered("%v", err)
+	}
+	if len(bad) > 0 {
+		p := bad[0]
+		at := fmt.Sprintf("%s line %d", plan.SumsName, p.Line)
+		switch p.Kind {
+		case plan.SumNotHex:
+			return tampered("%s: malformed: the digest is not hex", at)
+		case plan.SumDuplicate:
+			return tampered("%s: %s listed twice", at, p.Path)
+		default:
+			return tampered("%s: malformed: want \"<sha256 hex>  <path>\"", at)
+		}
+	}
 	listed := map[string]string{} // bundle path → sha256
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
+	for _, sum := range sums {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		l := sc.Text()
-		if strings.TrimSpace(l) == "" {
-			continue
-		}
-		at := fmt.Sprintf("%s line %d", plan.SumsName, n)
-		if len(l) < 67 || l[64] != ' ' || (l[65] != ' ' && l[65] != '*') {
-			return tampered("%s: malformed: want \"<sha256 hex>  <path>\"", at)
-		}
-		want := strings.ToLower(l[:64])
-		if _, err := hex.DecodeString(want); err != nil {
-			return tampered("%s: malformed: the digest is not hex", at)
-		}
-		name := strings.TrimPrefix(l[66:], "./")
+		name, want := sum.Path, sum.SHA256
 		if err := cleanRel(name); err != nil {
-			return tampered("%s: %q: %v", at, name, err)
-		}
-		if _, dup := listed[name]; dup {
-			return tampered("%s: %s listed twice", at, name)
+			return tampered("%s line %d: %q: %v", plan.SumsName, sum.Line, name, err)
 		}
 		full, err := resolveIn(realDir, filepath.Join(dir, filepath.FromSlash(name)))
 		if err != nil {
@@ -106,9 +103,6 @@ func checkBundle(ctx context.Context, dir string, m *plan.Manifest) error {
 			return tampered("%s: sha256 mismatch: %s says %s, the file has %s", name, plan.SumsName, want, got)
 		}
 		listed[name] = want
-	}
-	if err := sc.Err(); err != nil {
-		return tampered("%s: %v", plan.SumsName, err)
 	}
 	if _, ok := listed[plan.ManifestName]; !ok {
 		return tampered("%s is not listed in %s", plan.ManifestName, plan.SumsName)
