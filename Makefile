@@ -20,8 +20,10 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# Under CI (CI=true, as .ci/run sets) this includes firstboot's QEMU test
+# (firstboot/vmtest, ~2-4 min); elsewhere set KUBEBAKE_VMTEST=1 to run it.
 test: lint
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 25m ./...
 
 # The whole flow for the seed's five hosts: the offline upstream (real
 # binaries built from the Go module proxy; the first run takes ~20 min), a

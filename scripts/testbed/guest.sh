@@ -1,0 +1,364 @@
+#!/bin/bash
+# guest.sh builds the QEMU (TCG) test guest firstboot/vmtest boots: a Debian
+# bookworm systemd rootfs (mmdebstrap minbase) with the host's Debian kernel
+# modules a node plan needs, an uncompressed vmlinux for direct boot and a
+# tiny busybox initramfs that switch_roots to systemd. See
+# /work/shared/TESTBED.md for the measurements behind the choices.
+#
+# Idempotent and cached outside the repo in
+#   ${KUBEBAKE_TESTBED_CACHE:-$HOME/.cache/kubebake-testbed}/<key>/
+# keyed by a hash of this script and the kernel version; "stamp" is written
+# last, so a half-built guest is never used. The last line on stdout is
+#   KUBEBAKE_TESTBED_DIR=<dir>
+# holding vmlinux, initramfs.cpio.gz, base.img (ext4, 1G, never written by
+# tests: boot it with -snapshot or a copy) and cmdline.
+#
+# Guest protocol (what the test relies on):
+#   - first virtio disk, serial KBROOT: the root (a copy of base.img, or
+#     base.img with -snapshot); the initramfs finds it by that serial.
+#   - second virtio disk, serial KBBUNDLE (ext4, label KBBUNDLE): holds
+#     bundle.tar.gz or an unpacked bundle/ directory. On the first boot
+#     kubebake-testbed-install.service mounts it read-only at /mnt/bundle,
+#     unpacks it into /opt/kubebake, copies the bundle's
+#     rootfs/etc/systemd/system/kubebake-firstboot.service into
+#     /etc/systemd/system, enables it and starts it (as kickstart %post would).
+#     A testbed-pre.sh beside the bundle runs first (sh -e), to set up a
+#     starting state.
+#   - third virtio disk, serial KBREPORT (raw, 8 MiB, zeroed): after firstboot
+#     has finished and the boot has settled, kubebake-testbed-report.service
+#     writes a text report between "KBREPORT-BEGIN <boot>" and "KBREPORT-END
+#     <boot>" lines at offset 0 of that disk and syncs, then writes
+#     "KBREPORT-DONE <length> <sha256 of the report>" at offset 7 MiB and
+#     syncs (and echoes the report to ttyS0). The test kills QEMU once the
+#     trailer is there and the report's sum matches.
+#   - kernel command line kubebake.stop_after=N: a generator adds
+#     Environment=KUBEBAKE_FIRSTBOOT_STOP_AFTER=N to kubebake-firstboot.service
+#     for that boot only.
+#   - the NIC gets 10.4.7.21/24 (systemd-networkd, no gateway); hostname hdss7-21.
+set -euo pipefail
+
+log() { printf 'guest.sh: %s\n' "$*" >&2; }
+
+[ "$(id -u)" = 0 ] || { log "must run as root (mmdebstrap, chroot, mkfs)"; exit 1; }
+
+PKGS="qemu-system-x86 linux-image-amd64 busybox-static cpio mmdebstrap e2fsprogs kmod xz-utils"
+need_install=
+for c in qemu-system-x86_64 mmdebstrap cpio mkfs.ext4 depmod modprobe xz; do
+	command -v "$c" >/dev/null 2>&1 || need_install=1
+done
+[ -x /bin/busybox ] || need_install=1
+ls /boot/vmlinuz-*-amd64 >/dev/null 2>&1 || need_install=1
+if [ -n "$need_install" ]; then
+	log "installing $PKGS"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >&2
+	apt-get install -y -qq --no-install-recommends $PKGS >&2
+fi
+
+# The newest Debian kernel installed (linux-image-amd64), unless told.
+KVER=${KUBEBAKE_TESTBED_KVER:-$(ls /boot/vmlinuz-*-amd64 | sed 's|/boot/vmlinuz-||' | sort -V | tail -1)}
+[ -f "/boot/vmlinuz-$KVER" ] && [ -d "/lib/modules/$KVER" ] || { log "kernel $KVER: /boot/vmlinuz-$KVER or /lib/modules/$KVER missing"; exit 1; }
+
+CACHE=${KUBEBAKE_TESTBED_CACHE:-$HOME/.cache/kubebake-testbed}
+KEY=$( { cat "$0"; echo "$KVER"; } | sha256sum | cut -c1-16)
+OUT=$CACHE/$KEY
+mkdir -p "$CACHE"
+
+# One builder at a time (parallel test binaries share the cache).
+exec 9>"$CACHE/.lock"
+flock 9
+
+if [ -f "$OUT/stamp" ]; then
+	log "cached: $OUT"
+	echo "KUBEBAKE_TESTBED_DIR=$OUT"
+	exit 0
+fi
+
+START=$(date +%s)
+W=$(mktemp -d "$CACHE/.build-$KEY-XXXXXX")
+trap 'rm -rf "$W"' EXIT
+R=$W/rootfs
+
+# Modules a node plan needs (ip_vs family, conntrack, br_netfilter, overlay,
+# iptables legacy nat/filter and its matches), plus virtio for the guest
+# itself. Each is resolved with kmod's modprobe, which lists the module's
+# dependencies and its modules.softdep pre-dependencies in load order.
+NODE_MODS="ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs_nq nf_conntrack br_netfilter overlay
+	ip_tables iptable_nat iptable_filter iptable_mangle xt_MASQUERADE xt_comment xt_conntrack
+	xt_addrtype xt_mark ipt_REJECT nf_nat virtio_net virtio_pci virtio_blk virtio_rng ext4"
+INITRD_MODS="virtio_pci virtio_blk ext4"
+
+resolve() { # modules... -> .ko paths in load order, deduplicated
+	local m
+	for m in "$@"; do
+		modprobe -S "$KVER" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
+	done | awk '!seen[$0]++'
+}
+
+log "mmdebstrap bookworm -> $R"
+mmdebstrap --variant=minbase --include=systemd,systemd-sysv,dbus,iproute2,kmod,udev,iptables,procps,busybox \
+	bookworm "$R" >&2
+
+log "modules for $KVER"
+MD=/lib/modules/$KVER
+# usrmerged guest: /lib is a link to usr/lib.
+GMD=$R/usr/lib/modules/$KVER
+mkdir -p "$GMD"
+for ko in $(resolve $NODE_MODS); do
+	rel=${ko#$MD/}
+	mkdir -p "$GMD/$(dirname "$rel")"
+	cp "$ko" "$GMD/$rel"
+done
+# Whole netfilter trees too, so iptables/ipvs can autoload what a rule needs.
+for d in kernel/net/netfilter kernel/net/ipv4/netfilter kernel/net/ipv6/netfilter kernel/net/bridge; do
+	[ -d "$MD/$d" ] && mkdir -p "$GMD/$d" && cp -r "$MD/$d/." "$GMD/$d/"
+done
+cp "$MD"/modules.order "$MD"/modules.builtin "$MD"/modules.builtin.modinfo "$GMD/" 2>/dev/null || true
+depmod -b "$R" "$KVER"
+
+log "guest configuration"
+echo hdss7-21 >"$R/etc/hostname"
+printf '127.0.0.1 localhost\n10.4.7.21 hdss7-21.host.com hdss7-21\n' >"$R/etc/hosts"
+# CentOS 7 runs iptables legacy; so does the guest.
+chroot "$R" update-alternatives --set iptables /usr/sbin/iptables-legacy >&2
+chroot "$R" update-alternatives --set ip6tables /usr/sbin/ip6tables-legacy >&2
+# A readable console.
+ln -sf /dev/null "$R/etc/systemd/system/serial-getty@ttyS0.service"
+ln -sf /dev/null "$R/etc/systemd/system/getty@tty1.service"
+ln -sf /dev/null "$R/etc/systemd/system/systemd-timesyncd.service"
+ln -sf /dev/null "$R/etc/systemd/system/apt-daily.timer"
+ln -sf /dev/null "$R/etc/systemd/system/apt-daily-upgrade.timer"
+
+mkdir -p "$R/etc/systemd/network"
+cat >"$R/etc/systemd/network/10-kubebake.network" <<'NET'
+[Match]
+Name=en* eth*
+
+[Network]
+Address=10.4.7.21/24
+LinkLocalAddressing=no
+IPv6AcceptRA=no
+NET
+mkdir -p "$R/etc/systemd/system/systemd-networkd-wait-online.service.d"
+cat >"$R/etc/systemd/system/systemd-networkd-wait-online.service.d/kubebake.conf" <<'NET'
+[Service]
+ExecStart=
+ExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=60
+NET
+systemctl --root="$R" enable systemd-networkd.service systemd-networkd-wait-online.service >&2
+
+# Per-boot stop hook from the kernel command line.
+mkdir -p "$R/etc/systemd/system-generators"
+cat >"$R/etc/systemd/system-generators/kubebake-testbed" <<'GEN'
+#!/bin/sh
+# kubebake.stop_after=N on the kernel command line -> this boot's firstboot
+# unit stops after step N (KUBEBAKE_FIRSTBOOT_STOP_AFTER).
+for a in $(cat /proc/cmdline); do
+	case "$a" in
+	kubebake.stop_after=*)
+		mkdir -p "$1/kubebake-firstboot.service.d"
+		printf '[Service]\nEnvironment=KUBEBAKE_FIRSTBOOT_STOP_AFTER=%s\n' "${a#*=}" \
+			>"$1/kubebake-firstboot.service.d/50-testbed-stop.conf"
+		;;
+	esac
+done
+GEN
+chmod 0755 "$R/etc/systemd/system-generators/kubebake-testbed"
+
+cat >"$R/usr/local/sbin/kubebake-testbed-install" <<'INST'
+#!/bin/sh
+# First boot only: what kickstart %post does with a bundle.
+set -eu
+dev=/dev/disk/by-id/virtio-KBBUNDLE
+i=0
+while [ ! -b "$dev" ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done
+[ -b "$dev" ] || { echo "testbed: no bundle disk ($dev)"; exit 1; }
+mkdir -p /mnt/bundle /opt/kubebake
+mount -o ro "$dev" /mnt/bundle
+# A test may bring the host into a starting state first (e.g. the REJECT
+# rules a CentOS 7 install has, which firstboot removes).
+if [ -f /mnt/bundle/testbed-pre.sh ]; then
+	echo "testbed: running testbed-pre.sh"
+	sh -ex /mnt/bundle/testbed-pre.sh
+fi
+if [ -f /mnt/bundle/bundle.tar.gz ]; then
+	tar xzf /mnt/bundle/bundle.tar.gz -C /opt/kubebake
+else
+	cp -a /mnt/bundle/bundle/. /opt/kubebake/
+fi
+umount /mnt/bundle
+cp /opt/kubebake/rootfs/etc/systemd/system/kubebake-firstboot.service /etc/systemd/system/
+systemctl enable kubebake-firstboot.service
+mkdir -p /var/lib/kubebake-testbed
+date -u +%FT%T.%NZ >/var/lib/kubebake-testbed/installed
+sync
+echo "testbed: bundle installed in /opt/kubebake; starting kubebake-firstboot.service"
+systemctl start --no-block kubebake-firstboot.service
+INST
+
+cat >"$R/usr/local/sbin/kubebake-testbed-report" <<'REP'
+#!/bin/bash
+# Every boot: wait for firstboot and the boot to settle, then write the report.
+set -u
+boot=$(cat /proc/sys/kernel/random/boot_id)
+n=0
+quiet=0
+while [ $n -lt 1200 ]; do
+	st=$(systemctl show -P ActiveState kubebake-firstboot.service 2>/dev/null)
+	# Jobs running now, except this one: waiting jobs may be waiting for
+	# this one (targets, systemd-update-utmp-runlevel), running ones are not.
+	others=$(systemctl list-jobs --no-legend 2>/dev/null | awk '$4 == "running" && $2 != "kubebake-testbed-report.service"' | grep -c .)
+	if [ "$st" != activating ] && [ "$others" = 0 ] && ! systemctl list-jobs --no-legend | grep -q kubebake-firstboot; then
+		quiet=$((quiet+1)); [ $quiet -ge 3 ] && break
+	else
+		quiet=0
+	fi
+	sleep 0.5; n=$((n+1))
+done
+sec() { printf '\n### %s\n' "$1"; }
+run() { sec "$1"; shift; "$@" 2>&1; echo "# rc=$?"; }
+f=/run/kubebake-report.txt
+{
+	echo "KBREPORT-BEGIN $boot"
+	sec meta
+	echo "boot_id=$boot"
+	echo "uptime=$(cut -d' ' -f1 /proc/uptime)"
+	echo "settle_polls=$n"
+	echo "date=$(date -u +%FT%T.%NZ)"
+	echo "kernel=$(uname -r)"
+	echo "cmdline=$(cat /proc/cmdline)"
+	echo "installed=$(cat /var/lib/kubebake-testbed/installed 2>/dev/null)"
+	run firstboot-status /opt/kubebake/firstboot status --bundle /opt/kubebake
+	run firstboot-unit systemctl show kubebake-firstboot.service -p UnitFileState -p ActiveState -p SubState \
+		-p Result -p ConditionResult -p ExecMainStatus -p ExecMainStartTimestampMonotonic \
+		-p ExecMainExitTimestampMonotonic -p InactiveExitTimestampMonotonic -p ActiveEnterTimestampMonotonic
+	sec units
+	for u in /opt/kubebake/rootfs/etc/systemd/system/*.service kubebake-firstboot.service; do
+		u=$(basename "$u")
+		echo "$u enabled=$(systemctl is-enabled "$u" 2>/dev/null) active=$(systemctl is-active "$u" 2>/dev/null)"
+	done
+	run done-marker sh -c 'ls -l --full-time /var/lib/kubebake/done && cat /var/lib/kubebake/done'
+	run state cat /var/lib/kubebake/state.json
+	run lsmod lsmod
+	sec sys-module
+	ls /sys/module
+	run sysctl sysctl -a
+	run routes ip -4 route show table main
+	run addrs ip -4 -o addr
+	run nat-postrouting iptables -t nat -S POSTROUTING
+	run iptables-save iptables-save
+	run modules-load.d sh -c 'grep -H . /etc/modules-load.d/* /etc/sysctl.d/* 2>/dev/null'
+	run journal-firstboot journalctl -u kubebake-firstboot -b --no-pager -o short-monotonic
+	run journal-install journalctl -u kubebake-testbed-install -b --no-pager -o short-monotonic
+	run failed systemctl --failed --no-legend
+	echo "KBREPORT-END $boot"
+} >"$f" 2>&1
+# The body at offset 0, synced; then a trailer at 7 MiB naming its length and
+# sha256, synced: the test reads the body only once the trailer is there
+# and the sum matches, so a half-visible write is never parsed.
+disk=/dev/disk/by-id/virtio-KBREPORT
+if dd if="$f" of=$disk bs=1M conv=fsync,notrunc status=none; then
+	printf 'KBREPORT-DONE %s %s\n' "$(stat -c %s "$f")" "$(sha256sum <"$f" | cut -d' ' -f1)" >/run/kubebake-report.done
+	dd if=/run/kubebake-report.done of=$disk bs=1M seek=7 conv=fsync,notrunc status=none
+else
+	echo "testbed: no report disk"
+fi
+sync
+cat "$f" >/dev/ttyS0 2>/dev/null || true
+REP
+chmod 0755 "$R/usr/local/sbin/kubebake-testbed-install" "$R/usr/local/sbin/kubebake-testbed-report"
+
+cat >"$R/etc/systemd/system/kubebake-testbed-install.service" <<'UNIT'
+[Unit]
+Description=kubebake testbed: install the bundle from the KBBUNDLE disk, as kickstart post-install does
+ConditionPathExists=!/var/lib/kubebake-testbed/installed
+After=local-fs.target systemd-udev-settle.service systemd-udevd.service
+Before=kubebake-firstboot.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/kubebake-testbed-install
+StandardOutput=journal+console
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+cat >"$R/etc/systemd/system/kubebake-testbed-report.service" <<'UNIT'
+[Unit]
+Description=kubebake testbed: report to the KBREPORT disk after firstboot
+After=kubebake-testbed-install.service kubebake-firstboot.service network-online.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+TimeoutStartSec=0
+ExecStart=/usr/local/sbin/kubebake-testbed-report
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl --root="$R" enable kubebake-testbed-install.service kubebake-testbed-report.service >&2
+rm -f "$R/etc/machine-id" && touch "$R/etc/machine-id"   # regenerated per boot (transient)
+
+log "base.img"
+mkfs.ext4 -q -F -L kbroot -d "$R" "$W/base.img" 1G
+
+log "vmlinux"
+# The payload of a bzImage: find the xz magic and decompress from there.
+off=$(LC_ALL=C grep -abo $'\xfd7zXZ' "/boot/vmlinuz-$KVER" | head -1 | cut -d: -f1)
+tail -c +$((off + 1)) "/boot/vmlinuz-$KVER" | xz -dc 2>/dev/null >"$W/vmlinux" || true
+[ "$(head -c 4 "$W/vmlinux" | od -An -c | tr -d " ")" = "177ELF" ] || { log "vmlinux extraction failed"; exit 1; }
+
+log "initramfs"
+I=$W/initramfs
+mkdir -p "$I/bin" "$I/dev" "$I/proc" "$I/sys" "$I/newroot" "$I/lib/modules"
+cp /bin/busybox "$I/bin/busybox"
+: >"$I/modules.list"
+for ko in $(resolve $INITRD_MODS); do
+	cp "$ko" "$I/lib/modules/"
+	basename "$ko" >>"$I/modules.list"
+done
+cat >"$I/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /modules.list); do insmod /lib/modules/$m 2>/dev/null; done
+# The root disk is the virtio disk with serial KBROOT (else /dev/vda).
+root=
+i=0
+while [ -z "$root" ] && [ $i -lt 300 ]; do
+	for s in /sys/block/vd*/serial; do
+		[ -f "$s" ] && [ "$(cat "$s")" = KBROOT ] && root=/dev/$(basename $(dirname "$s"))
+	done
+	[ -z "$root" ] && sleep 0.1
+	i=$((i+1))
+done
+[ -n "$root" ] || root=/dev/vda
+echo "initramfs: root $root"
+if ! mount -t ext4 -o rw "$root" /newroot; then
+	echo "initramfs: cannot mount $root"; sleep 2; poweroff -f; exit 1
+fi
+umount /proc /sys
+mount --move /dev /newroot/dev
+exec switch_root /newroot /sbin/init
+INIT
+chmod 0755 "$I/init"
+(cd "$I" && find . | cpio -o -H newc --quiet | gzip -1) >"$W/initramfs.cpio.gz"
+
+echo "console=ttyS0 rw panic=-1 loglevel=4 net.ifnames=1 systemd.show_status=auto" >"$W/cmdline"
+echo "$KVER" >"$W/kver"
+
+rm -rf "$R" "$I"
+rm -rf "$OUT"
+# Guests of older script versions or kernels are not used again.
+for old in "$CACHE"/*/stamp; do
+	[ -f "$old" ] && [ "$(dirname "$old")" != "$OUT" ] && rm -rf "$(dirname "$old")"
+done
+mkdir -p "$OUT"
+mv "$W/vmlinux" "$W/initramfs.cpio.gz" "$W/base.img" "$W/cmdline" "$W/kver" "$OUT/"
+echo "built $(date -u +%FT%TZ) in $(( $(date +%s) - START ))s kernel $KVER" >"$OUT/stamp"
+log "built $OUT in $(( $(date +%s) - START ))s"
+echo "KUBEBAKE_TESTBED_DIR=$OUT"
