@@ -31,6 +31,9 @@ Usage:
                                change; changes nothing, writes no state
   firstboot [flags] status     the plan's steps beside the state file's records
   firstboot [flags] plan       print the bundle's plan
+  firstboot [flags] network    re-apply the routes and iptables rules, which the
+                               kernel forgets at reboot (kubebake-network.service
+                               runs this at every boot); reads and writes no state
 
 The plan, in order: bundle integrity (SHA256SUMS), preflight (host identity,
 OS/kernel, SELinux, firewalld, swap, time), files, kernel modules, sysctls,
@@ -66,8 +69,10 @@ type options struct {
 	force, dryRun bool
 }
 
-// effectsFunc fills an Env's host interfaces; tests pass fakes.
-type effectsFunc func(ctx context.Context, env *engine.Env, dryRun bool) (closeFn func(), err error)
+// effectsFunc fills an Env's host interfaces; tests pass fakes. When
+// lenient, a host interface that cannot be opened is a warning and left nil
+// (the Check of a step that needs it reports the error).
+type effectsFunc func(ctx context.Context, env *engine.Env, lenient bool) (closeFn func(), err error)
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, effects effectsFunc) int {
 	var o options
@@ -136,11 +141,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		defer closeFn()
 		_, err = engine.Run(ctx, env, plan, engine.RunOptions{DryRun: o.dryRun, StopAfter: stopAfter, Log: stderr})
 		return runExit(err, stderr)
+	case "network":
+		m, err := load(o.bundle)
+		if err != nil {
+			return fail(err)
+		}
+		plan, err := steps.Network(m)
+		if err != nil {
+			return fail(err)
+		}
+		env := &engine.Env{Root: o.root, Bundle: o.bundle, Manifest: m,
+			Log: engine.NewLogger(stderr, slog.LevelInfo), Now: time.Now}
+		// Routes and iptables need neither systemd nor the state file.
+		closeFn, err := effects(ctx, env, true)
+		if err != nil {
+			return fail(err)
+		}
+		defer closeFn()
+		_, err = engine.Run(ctx, env, plan, engine.RunOptions{DryRun: o.dryRun, Stateless: true, Log: stderr})
+		return runExit(err, stderr)
 	case "":
 		fs.Usage()
 		return engine.ExitUsage
 	default:
-		fmt.Fprintf(stderr, "firstboot: unknown command %q (run, --dry-run, status, plan; see --help)\n", cmd)
+		fmt.Fprintf(stderr, "firstboot: unknown command %q (run, --dry-run, status, plan, network; see --help)\n", cmd)
 		return engine.ExitUsage
 	}
 }
@@ -184,17 +208,18 @@ func status(o options, stdout io.Writer, fail func(error) int) int {
 }
 
 // hostEffects wires the real host implementations from firstboot/host. In
-// a dry run a missing systemd bus or iptables binary is a warning (Check of
-// the steps that need them reports the error); in a run it stops firstboot
-// before any step.
-func hostEffects(ctx context.Context, env *engine.Env, dryRun bool) (func(), error) {
+// a dry run (lenient) a missing systemd bus or iptables binary is a warning
+// (Check of the steps that need them reports the error); in a run it stops
+// firstboot before any step.
+func hostEffects(ctx context.Context, env *engine.Env, lenient bool) (func(), error) {
 	closeFn := func() {}
 	sd, err := host.NewSystemd(ctx)
 	if err != nil {
-		if !dryRun {
+		if !lenient {
 			return nil, fmt.Errorf("systemd: %w", err)
 		}
 		env.Log.Warn("systemd: " + err.Error())
+		env.Systemd = noSystemd{fmt.Errorf("systemd: %w", err)}
 	} else {
 		env.Systemd = sd
 		if c, ok := sd.(io.Closer); ok {
@@ -203,11 +228,12 @@ func hostEffects(ctx context.Context, env *engine.Env, dryRun bool) (func(), err
 	}
 	ipt, err := host.NewIPTables()
 	if err != nil {
-		if !dryRun {
+		if !lenient {
 			closeFn()
 			return nil, fmt.Errorf("iptables: %w", err)
 		}
 		env.Log.Warn("iptables: " + err.Error())
+		env.IPTables = noIPTables{fmt.Errorf("iptables: %w", err)}
 	} else {
 		env.IPTables = ipt
 	}

@@ -105,3 +105,16 @@ func TestRunDryRunStatus(t *testing.T) {
 		t.Errorf("tampered: exit %d, last line %q", code, last)
 	}
 }
+
+// firstboot network runs only the routes and iptables steps and never
+// touches the state file; with neither in the plan it has nothing to do.
+func TestNetworkCommand(t *testing.T) {
+	b, root := bundle(t), t.TempDir()
+	code, _, stderr := runMain(t, nil, "network", "--bundle", b, "--root", root)
+	if code != 0 || !strings.Contains(stderr, "run of 0 steps") {
+		t.Errorf("network: exit %d:\n%s", code, stderr)
+	}
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Errorf("network wrote %v under the root", ents)
+	}
+}

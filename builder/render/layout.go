@@ -185,4 +185,5 @@ const (
 	UnitKubelet           = "kubelet.service"
 	UnitKubeProxy         = "kube-proxy.service"
 	UnitFirstboot         = "kubebake-firstboot.service"
+	UnitNetwork           = "kubebake-network.service"
 )

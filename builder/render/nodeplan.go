@@ -197,7 +197,7 @@ func rejectRemoval() []plan.IPTablesOp {
 
 // startOrder is the order units start in; a host runs a subset.
 var startOrder = []string{
-	UnitContainerd, UnitEtcd, UnitFlannelNetConf, UnitFlanneld,
+	UnitNetwork, UnitContainerd, UnitEtcd, UnitFlannelNetConf, UnitFlanneld,
 	UnitAPIServer, UnitControllerManager, UnitScheduler,
 	UnitKubelet, UnitKubeProxy,
 }
@@ -206,6 +206,8 @@ var startOrder = []string{
 func (r *renderer) runs(name string) bool {
 	h := r.h
 	switch name {
+	case UnitNetwork:
+		return r.networkRole() != ""
 	case UnitEtcd, UnitFlannelNetConf:
 		return h.HasRole(plan.RoleEtcd)
 	case UnitAPIServer, UnitControllerManager, UnitScheduler:

@@ -329,8 +329,8 @@ func TestPlanUnits(t *testing.T) {
 		want []string
 	}{
 		{"hdss7-11", nil},
-		{"hdss7-12", []string{"etcd.service", "flannel-netconf.service"}},
-		{"hdss7-21", []string{"containerd.service", "etcd.service", "flannel-netconf.service", "flanneld.service",
+		{"hdss7-12", []string{"kubebake-network.service", "etcd.service", "flannel-netconf.service"}},
+		{"hdss7-21", []string{"kubebake-network.service", "containerd.service", "etcd.service", "flannel-netconf.service", "flanneld.service",
 			"kube-apiserver.service", "kube-controller-manager.service", "kube-scheduler.service",
 			"kubelet.service", "kube-proxy.service"}},
 		{"hdss7-200", nil},

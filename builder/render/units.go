@@ -95,6 +95,9 @@ func (r *renderer) units() []*unitFile {
 	add(plan.RoleMaster, r.apiServerUnit, r.controllerManagerUnit, r.schedulerUnit)
 	add(plan.RoleNode, r.kubeletUnit, r.kubeProxyUnit)
 	add(plan.RoleCommon, r.firstbootUnit)
+	if role := r.networkRole(); role != "" {
+		add(role, r.networkUnit)
+	}
 	return us
 }
 
@@ -350,6 +353,37 @@ func (r *renderer) kubeProxyUnit() *unitFile {
 		unit("Wants", "network-online.target")
 	daemon(u, KubeProxyBin, []string{arg("config", KubeProxyConfigFile)})
 	u.install("WantedBy", "multi-user.target")
+	return u
+}
+
+// networkRole is the first of the host's roles whose plan holds routes or
+// iptables ops (node: host-gw routes and the SNAT rule; master, etcd: the
+// REJECT removal), or "" when none does.
+func (r *renderer) networkRole() string {
+	for _, role := range []string{plan.RoleNode, plan.RoleMaster, plan.RoleEtcd} {
+		if r.h.HasRole(role) {
+			return role
+		}
+	}
+	return ""
+}
+
+// networkUnit re-applies the routes and iptables rules at every boot: they
+// live only in the kernel, and on CentOS 7 iptables.service (iptables-
+// services, as the seed installs it) restores /etc/sysconfig/iptables with
+// its REJECT rules at boot. Ordered after iptables.service and firewalld and
+// before the components that need the rules; on the first boot firstboot
+// itself applies them and then starts this unit, which finds them in place.
+func (r *renderer) networkUnit() *unitFile {
+	u := &unitFile{name: UnitNetwork}
+	u.unit("Description", "kubebake: re-apply this host's routes and iptables rules").
+		unit("After", "network-online.target iptables.service firewalld.service").
+		unit("Wants", "network-online.target").
+		unit("Before", UnitFlanneld+" "+UnitKubelet+" "+UnitKubeProxy).
+		service("Type", "oneshot").
+		service("RemainAfterExit", "yes").
+		service("ExecStart", FirstbootBin+" network --bundle "+KubebakeDir).
+		install("WantedBy", "multi-user.target")
 	return u
 }
 

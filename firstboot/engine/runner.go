@@ -30,6 +30,11 @@ type RunOptions struct {
 	// Digest is the bundle digest recorded in the state file. Default: "",
 	// computed with BundleDigest(env.Bundle).
 	Digest string
+	// Stateless neither reads nor writes the state file: every step is
+	// checked and converged, and the record of the first boot stays as it
+	// was. For re-applying what the kernel forgets at reboot (firstboot
+	// network). Default false.
+	Stateless bool
 }
 
 // StopAfterFromEnv reads the KUBEBAKE_FIRSTBOOT_STOP_AFTER hook with
@@ -121,7 +126,10 @@ func Run(ctx context.Context, env *Env, steps []Step, opts RunOptions) (Result, 
 		return res, err
 	}
 
-	st, replanned := openState(out, statePath, digest, env)
+	st, replanned := &State{Format: StateFormat, BundleDigest: digest}, false
+	if !opts.Stateless {
+		st, replanned = openState(out, statePath, digest, env)
+	}
 	res.Replanned = replanned
 	st.Started, st.Done, st.Finished = env.Now(), false, nil
 	if env.Manifest != nil {
@@ -162,7 +170,7 @@ func Run(ctx context.Context, env *Env, steps []Step, opts RunOptions) (Result, 
 				}
 				continue
 			}
-			return res, saveFailure(statePath, st, se, digest, env, se)
+			return res, saveFailure(statePath, st, se, digest, env, se, opts.Stateless)
 		}
 		sr.Diff = status.Diff
 		if opts.DryRun {
@@ -189,11 +197,11 @@ func Run(ctx context.Context, env *Env, steps []Step, opts RunOptions) (Result, 
 			}
 			if err := s.Apply(ctx, env); err != nil {
 				se := fail(StageApply, err)
-				return res, saveFailure(statePath, st, se, digest, env, se)
+				return res, saveFailure(statePath, st, se, digest, env, se, opts.Stateless)
 			}
 			if err := s.Verify(ctx, env); err != nil {
 				se := fail(StageVerify, err)
-				return res, saveFailure(statePath, st, se, digest, env, se)
+				return res, saveFailure(statePath, st, se, digest, env, se, opts.Stateless)
 			}
 			sr.Outcome = OutcomeChanged
 			fmt.Fprintf(out, "%s: finished (changed: %s)\n", tag, diffSummary(status.Diff))
@@ -206,6 +214,9 @@ func Run(ctx context.Context, env *Env, steps []Step, opts RunOptions) (Result, 
 			st.Done, st.Finished = true, &now
 		}
 		st.Updated = env.Now()
+		if opts.Stateless {
+			continue
+		}
 		if err := SaveState(statePath, st); err != nil {
 			return res, err
 		}
@@ -251,7 +262,10 @@ func openState(out io.Writer, path, digest string, env *Env) (st *State, replann
 }
 
 // saveFailure records a failed step and returns ret (or the save error).
-func saveFailure(path string, st *State, se *StepError, digest string, env *Env, ret error) error {
+func saveFailure(path string, st *State, se *StepError, digest string, env *Env, ret error, stateless bool) error {
+	if stateless {
+		return ret
+	}
 	st.record(StepRecord{ID: se.ID, BundleDigest: digest, Result: ResultFailed, Time: env.Now(), Stage: se.Stage, Error: se.Err.Error()})
 	st.Updated = env.Now()
 	if err := SaveState(path, st); err != nil {

@@ -333,3 +333,46 @@ func TestReport(t *testing.T) {
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// A stateless run (firstboot network at every boot) converges every step
+// and leaves the first boot's state file exactly as it was, also when a
+// step fails.
+func TestStatelessRunKeepsState(t *testing.T) {
+	env := testEnv(t)
+	var calls []string
+	if _, err := Run(context.Background(), env, threeSteps(&calls), RunOptions{Digest: "sha256:one"}); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := env.Path(StatePath)
+	before, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The kernel forgot /etc/b (a route, an iptables rule) at reboot.
+	b, _ := env.Path("/etc/b")
+	if err := os.Remove(b); err != nil {
+		t.Fatal(err)
+	}
+	calls = nil
+	res, err := Run(context.Background(), env, threeSteps(&calls), RunOptions{Digest: "sha256:one", Stateless: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Count(OutcomeChanged) != 1 || res.Count(OutcomeConverged) != 2 {
+		t.Errorf("stateless run: %+v", res)
+	}
+	if got, err := os.ReadFile(b); err != nil || string(got) != "b" {
+		t.Errorf("/etc/b after stateless run: %q, %v", got, err)
+	}
+	failing := []Step{&fileStep{path: "/etc/d", content: "d", calls: &calls, failAt: StageApply}}
+	if _, err := Run(context.Background(), env, failing, RunOptions{Digest: "sha256:one", Stateless: true}); ExitCode(err) != 11 {
+		t.Errorf("failing stateless run: %v (exit %d), want step 1's exit 11", err, ExitCode(err))
+	}
+	after, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Errorf("state file changed by stateless runs:\n%s\n→\n%s", before, after)
+	}
+}

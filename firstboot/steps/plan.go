@@ -35,3 +35,19 @@ func FromManifest(m *plan.Manifest) ([]engine.Step, error) {
 	out = append(out, Finish())
 	return out, nil
 }
+
+// Network is the plan firstboot re-applies at every boot (firstboot
+// network, run by kubebake-network.service): the routes and iptables rules,
+// which live only in the kernel and are gone after a reboot — and on CentOS
+// 7 iptables-services restores /etc/sysconfig/iptables' REJECT rules before
+// it. Modules and sysctls persist through /etc/modules-load.d and
+// /etc/sysctl.d, files and enabled units on disk, so they are not here.
+func Network(m *plan.Manifest) ([]engine.Step, error) {
+	if m == nil {
+		return nil, fmt.Errorf("plan: no manifest")
+	}
+	var out []engine.Step
+	out = append(out, Routes(m.Plan.Routes)...)
+	out = append(out, IPTables(m.Plan.IPTables)...)
+	return out, nil
+}

@@ -7,8 +7,8 @@ import (
 	"github.com/kubebake/kubebake/firstboot/plan"
 )
 
-func TestFromManifestOrder(t *testing.T) {
-	m := &plan.Manifest{
+func testManifest() *plan.Manifest {
+	return &plan.Manifest{
 		Format: plan.Format,
 		Host:   plan.Host{Name: "n1", IP: "10.4.7.21"},
 		Files:  []plan.File{{Path: "/etc/a", Source: "rootfs/etc/a", Mode: "0644", Owner: "root:root", SHA256: strings.Repeat("0", 64)}},
@@ -22,7 +22,10 @@ func TestFromManifestOrder(t *testing.T) {
 			Health: []plan.HealthCheck{{Name: "kubelet", URL: "http://127.0.0.1:10248/healthz", Attempts: 1, Interval: "1s"}},
 		},
 	}
-	steps, err := FromManifest(m)
+}
+
+func TestFromManifestOrder(t *testing.T) {
+	steps, err := FromManifest(testManifest())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,5 +60,20 @@ func TestFromManifestRejectsBadFile(t *testing.T) {
 	m := &plan.Manifest{Files: []plan.File{{Path: "/etc/a", Mode: "0644", Owner: "etcd"}}}
 	if _, err := FromManifest(m); err == nil || !strings.HasPrefix(err.Error(), "plan: files[0] /etc/a: owner") {
 		t.Errorf("err %v", err)
+	}
+}
+
+// The per-boot plan holds exactly the routes and iptables ops, in order.
+func TestNetworkPlan(t *testing.T) {
+	steps, err := Network(testManifest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, s := range steps {
+		ids = append(ids, s.ID())
+	}
+	if len(ids) != 2 || !strings.HasPrefix(ids[0], "route/") || !strings.HasPrefix(ids[1], "iptables/") {
+		t.Errorf("network plan: %v, want one route step then one iptables step", ids)
 	}
 }

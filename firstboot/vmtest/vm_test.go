@@ -26,12 +26,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kubebake/kubebake/builder/build"
 	"github.com/kubebake/kubebake/builder/spec"
@@ -46,9 +53,13 @@ const (
 	hostIP   = "10.4.7.21"
 	// The small real service that stands in for the Kubernetes units, and
 	// its health endpoint (busybox httpd).
-	webUnit     = "kubebake-vmtest-web.service"
-	webDir      = "/srv/kubebake-vmtest"
-	webURL      = "http://127.0.0.1:18080/healthz"
+	webUnit = "kubebake-vmtest-web.service"
+	webDir  = "/srv/kubebake-vmtest"
+	webURL  = "http://127.0.0.1:18080/healthz"
+	// The unit that re-applies routes and iptables rules at every boot.
+	networkUnit = "kubebake-network.service"
+	// The image firstboot imports into the guest's containerd.
+	imageRef    = "harbor.od.com/public/kubebake-vmtest:v1"
 	installHint = "apt-get install -y --no-install-recommends qemu-system-x86 linux-image-amd64 busybox-static cpio mmdebstrap e2fsprogs kmod xz-utils"
 	// defaultBootTimeout is about 3× the slowest boot-to-report measured:
 	// 20–60 s on 2 idle cores, 105 s with other tests compiling beside it.
@@ -155,6 +166,14 @@ func TestFirstbootInVM(t *testing.T) {
 		t.Logf("boot 2: report %.1fs after QEMU start", r2.elapsed.Seconds())
 		checkNoop(t, r2, st1)
 		checkPersisted(t, r2, m, "boot 2")
+		// The kernel forgot the route and the SNAT rule, iptables.service
+		// restored the REJECT rules: kubebake-network.service put it right.
+		j := r2.section("journal-network")
+		for _, kind := range []string{"route", "iptables"} {
+			if !regexp.MustCompile(`\] ` + kind + `/[^\n]*: finished \(changed`).MatchString(j) {
+				t.Errorf("boot 2: kubebake-network.service changed no %s step; the test no longer shows a reboot losing them:\n%s", kind, j)
+			}
+		}
 	})
 
 	t.Run("stopped-then-converges", func(t *testing.T) {
@@ -332,8 +351,25 @@ func bakeBundle(t *testing.T, work string, fb []byte) (string, *plan.Manifest) {
 	if len(p.Modules) == 0 || len(p.Sysctls) == 0 || len(p.IPTables) == 0 {
 		t.Fatalf("baked plan for %s lacks modules, sysctls or iptables ops: %+v", hostName, p)
 	}
-	m.Images = nil
-	p.Units = []plan.Unit{{Name: webUnit, Start: true}}
+	// containerd: Debian's, in the guest (guest.sh). The bundle's
+	// stand-in containerd binaries, config and unit cannot run; drop them so
+	// Debian's containerd.service is the one started. One real image, in
+	// the bundle's images/ layout as the builder writes it, for firstboot to
+	// import.
+	kept := m.Files[:0]
+	for _, f := range m.Files {
+		if strings.HasPrefix(f.Path, "/opt/containerd/") || strings.HasPrefix(f.Path, "/etc/containerd/") ||
+			f.Path == "/etc/systemd/system/containerd.service" {
+			if err := os.Remove(filepath.Join(dir, filepath.FromSlash(f.Source))); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		kept = append(kept, f)
+	}
+	m.Files = kept
+	m.Images = []plan.Image{imageLayout(t, filepath.Join(dir, plan.ImagesDir))}
+	p.Units = []plan.Unit{{Name: "containerd.service", Start: true}, {Name: networkUnit, Start: true}, {Name: webUnit, Start: true}}
 	p.Health = []plan.HealthCheck{{Name: "vmtest-web", URL: webURL, Attempts: 30, Interval: "1s", Expect: "ok"}}
 
 	unit := "[Unit]\nDescription=kubebake vmtest: a small real service standing in for the Kubernetes units\n\n" +
@@ -459,7 +495,8 @@ func untar(t *testing.T, archive, dir string) {
 
 // bundleDisk packs the bundle as kickstart would receive it (bundle.tar.gz),
 // with a testbed-pre.sh that gives the guest the REJECT rules a CentOS 7
-// host starts with, on an ext4 disk labelled KBBUNDLE.
+// host starts with, saved where iptables.service restores them at every
+// boot, on an ext4 disk labelled KBBUNDLE.
 func bundleDisk(t *testing.T, work, bundleDir string, m *plan.Manifest) string {
 	t.Helper()
 	disk := filepath.Join(work, "bundledisk")
@@ -469,12 +506,28 @@ func bundleDisk(t *testing.T, work, bundleDir string, m *plan.Manifest) string {
 	if b, err := exec.Command("tar", "-C", bundleDir, "-czf", filepath.Join(disk, "bundle.tar.gz"), ".").CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v\n%s", err, b)
 	}
-	var pre strings.Builder
+	// The rules a CentOS 7 install saves in /etc/sysconfig/iptables, which
+	// the guest's iptables.service restores at every boot.
+	tables := map[string][]string{}
+	var order []string
 	for _, op := range m.Plan.IPTables {
 		if op.Delete {
-			fmt.Fprintf(&pre, "iptables -t %s -A %s %s\n", op.Table, op.Chain, shellJoin(op.Rule))
+			if _, ok := tables[op.Table]; !ok {
+				order = append(order, op.Table)
+			}
+			tables[op.Table] = append(tables[op.Table], "-A "+op.Chain+" "+strings.Join(op.Rule, " "))
 		}
 	}
+	var saved strings.Builder
+	for _, tb := range order {
+		fmt.Fprintf(&saved, "*%s\n", tb)
+		for _, r := range tables[tb] {
+			fmt.Fprintln(&saved, r)
+		}
+		fmt.Fprintln(&saved, "COMMIT")
+	}
+	var pre strings.Builder
+	fmt.Fprintf(&pre, "mkdir -p /etc/sysconfig\ncat >/etc/sysconfig/iptables <<'EOF'\n%sEOF\niptables-restore /etc/sysconfig/iptables\n", saved.String())
 	if err := os.WriteFile(filepath.Join(disk, "testbed-pre.sh"), []byte(pre.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -488,14 +541,6 @@ func bundleDisk(t *testing.T, work, bundleDir string, m *plan.Manifest) string {
 		t.Fatalf("mkfs.ext4 bundle: %v\n%s", err, b)
 	}
 	return img
-}
-
-func shellJoin(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-	}
-	return strings.Join(q, " ")
 }
 
 // rootCopy is a sparse, writable copy of the cached base image, so two
@@ -727,6 +772,15 @@ func checkConverged(t *testing.T, r *report, m *plan.Manifest, what string) {
 		t.Errorf("%s: state file not done:\n%s", what, r.section("state"))
 	}
 	checkModulesSysctls(t, r, m, what)
+	checkNetwork(t, r, m, what)
+	checkImage(t, r, m, what)
+	checkUnitUp(t, r, what)
+}
+
+// checkNetwork asserts the plan's routes and iptables rules are in the
+// kernel and kubebake-network.service ran without error.
+func checkNetwork(t *testing.T, r *report, m *plan.Manifest, what string) {
+	t.Helper()
 	routes := r.section("routes")
 	for _, rt := range m.Plan.Routes {
 		if !strings.Contains(routes, rt.Dst+" via "+rt.Via+" ") {
@@ -744,15 +798,40 @@ func checkConverged(t *testing.T, r *report, m *plan.Manifest, what string) {
 			t.Errorf("%s: iptables rule %s (%s):\n%s", what, state, key, r.section("iptables-save"))
 		}
 	}
-	checkUnitUp(t, r, what)
+	unit := r.props("network-unit")
+	if unit["UnitFileState"] != "enabled" || unit["ActiveState"] != "active" || unit["Result"] != "success" || unit["ExecMainStatus"] != "0" {
+		t.Errorf("%s: %s %v, want enabled, active, success, status 0\n%s", what, networkUnit, unit, r.section("journal-network"))
+	}
+}
+
+// checkImage asserts containerd's k8s.io namespace holds the bundle's
+// image with its digest.
+func checkImage(t *testing.T, r *report, m *plan.Manifest, what string) {
+	t.Helper()
+	for _, im := range m.Images {
+		found := false
+		for _, l := range strings.Split(r.section("ctr-images"), "\n") {
+			f := strings.Fields(l)
+			if len(f) >= 3 && f[0] == im.Ref && f[2] == im.Digest {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: ctr -n k8s.io images ls lacks %s@%s:\n%s", what, im.Ref, im.Digest, r.section("ctr-images"))
+		}
+	}
 }
 
 // checkPersisted asserts what must survive a reboot without firstboot
-// running: modules from /etc/modules-load.d, sysctls from /etc/sysctl.d and
-// the enabled unit.
+// running: modules from /etc/modules-load.d, sysctls from /etc/sysctl.d,
+// routes and iptables rules re-applied by kubebake-network.service after
+// iptables.service restored CentOS's REJECT rules, the image in
+// containerd's store and the enabled units.
 func checkPersisted(t *testing.T, r *report, m *plan.Manifest, what string) {
 	t.Helper()
 	checkModulesSysctls(t, r, m, what)
+	checkNetwork(t, r, m, what)
+	checkImage(t, r, m, what)
 	checkUnitUp(t, r, what)
 }
 
@@ -836,4 +915,66 @@ func firstbootDuration(t *testing.T, r *report) time.Duration {
 		return 0
 	}
 	return time.Duration(b-a) * time.Microsecond
+}
+
+// imageLayout writes one small real image (busybox, linux/amd64) as an OCI
+// image layout at dir, named with both annotations the builder sets, and
+// returns its plan entry.
+func imageLayout(t *testing.T, dir string) plan.Image {
+	t.Helper()
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{
+		{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb))},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tw.Write(bb); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(buf.Bytes())), nil
+	}, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Config.Entrypoint = []string{"/bin/busybox"}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	lp, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{
+		"org.opencontainers.image.ref.name": imageRef, "io.containerd.image.name": imageRef,
+	})); err != nil {
+		t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan.Image{Ref: imageRef, Source: "vmtest:/bin/busybox", Digest: d.String()}
 }

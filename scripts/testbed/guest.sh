@@ -35,6 +35,12 @@
 #     Environment=KUBEBAKE_FIRSTBOOT_STOP_AFTER=N to kubebake-firstboot.service
 #     for that boot only.
 #   - the NIC gets 10.4.7.21/24 (systemd-networkd, no gateway); hostname hdss7-21.
+#   - Debian's containerd is installed but disabled, as on a fresh CentOS 7
+#     host nothing runs it; /opt/containerd/bin/ctr, where a bundle installs
+#     ctr, links to it. firstboot's image step starts it.
+#   - iptables.service does what CentOS 7's iptables-services does at boot:
+#     iptables-restore /etc/sysconfig/iptables when that file exists (a
+#     testbed-pre.sh writes one with the REJECT rules of a CentOS install).
 set -euo pipefail
 
 log() { printf 'guest.sh: %s\n' "$*" >&2; }
@@ -96,7 +102,7 @@ resolve() { # modules... -> .ko paths in load order, deduplicated
 }
 
 log "mmdebstrap bookworm -> $R"
-mmdebstrap --variant=minbase --include=systemd,systemd-sysv,dbus,iproute2,kmod,udev,iptables,procps,busybox \
+mmdebstrap --variant=minbase --include=systemd,systemd-sysv,dbus,iproute2,kmod,udev,iptables,procps,busybox,containerd \
 	bookworm "$R" >&2
 
 log "modules for $KVER"
@@ -146,6 +152,32 @@ ExecStart=
 ExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=60
 NET
 systemctl --root="$R" enable systemd-networkd.service systemd-networkd-wait-online.service >&2
+
+# containerd: present, not running until firstboot starts it.
+systemctl --root="$R" disable containerd.service >&2
+mkdir -p "$R/opt/containerd/bin"
+ln -s /usr/bin/ctr "$R/opt/containerd/bin/ctr"
+
+# CentOS 7's iptables.service (iptables-services), minus its init script:
+# restore the saved rules at boot, before the network comes up.
+cat >"$R/etc/systemd/system/iptables.service" <<'UNIT'
+[Unit]
+Description=IPv4 firewall with iptables (as CentOS 7 iptables-services)
+ConditionPathExists=/etc/sysconfig/iptables
+DefaultDependencies=no
+After=local-fs.target
+Before=network-pre.target
+Wants=network-pre.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/iptables-restore /etc/sysconfig/iptables
+
+[Install]
+WantedBy=basic.target
+UNIT
+systemctl --root="$R" enable iptables.service >&2
 
 # Per-boot stop hook from the kernel command line.
 mkdir -p "$R/etc/systemd/system-generators"
@@ -248,6 +280,10 @@ f=/run/kubebake-report.txt
 	run nat-postrouting iptables -t nat -S POSTROUTING
 	run iptables-save iptables-save
 	run modules-load.d sh -c 'grep -H . /etc/modules-load.d/* /etc/sysctl.d/* 2>/dev/null'
+	run network-unit systemctl show kubebake-network.service -p UnitFileState -p ActiveState -p Result \
+		-p ExecMainStatus -p ExecMainStartTimestampMonotonic
+	run ctr-images ctr -n k8s.io images ls
+	run journal-network journalctl -u kubebake-network -b --no-pager -o short-monotonic
 	run journal-firstboot journalctl -u kubebake-firstboot -b --no-pager -o short-monotonic
 	run journal-install journalctl -u kubebake-testbed-install -b --no-pager -o short-monotonic
 	run failed systemctl --failed --no-legend
@@ -287,7 +323,7 @@ UNIT
 cat >"$R/etc/systemd/system/kubebake-testbed-report.service" <<'UNIT'
 [Unit]
 Description=kubebake testbed: report to the KBREPORT disk after firstboot
-After=kubebake-testbed-install.service kubebake-firstboot.service network-online.target
+After=kubebake-testbed-install.service kubebake-firstboot.service kubebake-network.service network-online.target
 
 [Service]
 Type=oneshot
