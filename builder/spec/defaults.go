@@ -17,6 +17,10 @@ const (
 	// DefaultNodePortRange is the seed's: it exposes services on low ports
 	// through the L7 proxy. Kubernetes' own default is 30000-32767.
 	DefaultNodePortRange = "30000-32767"
+	// DefaultVIPInterface and DefaultVRRPRouterID are the seed's keepalived
+	// settings (interface eth0, virtual_router_id 251).
+	DefaultVIPInterface = "eth0"
+	DefaultVRRPRouterID = 251
 
 	DefaultOS     = "centos7"
 	DefaultKernel = "3.10"
@@ -43,6 +47,17 @@ const (
 	// package writes. kubelet and containerd must agree.
 	DefaultCgroupDriver = "cgroupfs"
 	DefaultMaxPods      = 110
+
+	// PXE defaults (pxe: section).
+	DefaultPXETimezone = "Asia/Shanghai" // the seed's
+	DefaultPXELang     = "en_US.UTF-8"
+	DefaultPXEKeyboard = "us"
+	DefaultPXEDisk     = "sda"
+	DefaultPXEBootMode = "bios"
+	// DefaultPXEBundleDelivery is http: the installer's initrd stays small
+	// (TFTP is slow and the initrd is held in RAM twice), and kubebake serve
+	// can hand each bundle to its host's IP only.
+	DefaultPXEBundleDelivery = "http"
 )
 
 // ApplyDefaults fills what the file leaves out and normalises MACs to
@@ -79,6 +94,12 @@ func ApplyDefaults(s *Spec) []Entry {
 	num(&c.APIServerPort, "cluster.apiServerPort", DefaultAPIServerPort)
 	num(&c.LBPort, "cluster.lbPort", DefaultLBPort)
 	str(&c.NodePortRange, "cluster.nodePortRange", DefaultNodePortRange)
+	str(&c.VIPInterface, "cluster.vipInterface", DefaultVIPInterface)
+	num(&c.VRRPRouterID, "cluster.vrrpRouterID", DefaultVRRPRouterID)
+	if len(c.DNSForwarders) == 0 && c.Gateway != "" {
+		c.DNSForwarders = []string{c.Gateway}
+		r.infof("cluster.dnsForwarders", "", "defaulted to [%s] (cluster.gateway, as the seed's bind9 forwards)", c.Gateway)
+	}
 	if svc, err := netip.ParsePrefix(c.ServiceNetwork); err == nil && svc.Addr().Is4() && svc.Bits() <= 30 {
 		base := svc.Masked().Addr()
 		first := base.Next()
@@ -157,6 +178,19 @@ func ApplyDefaults(s *Spec) []Entry {
 		never := DefaultRobotDuration
 		rb.Duration = &never
 		r.infof("registry.robot.duration", "", "defaulted to %d (never expires; Harbor's own default is 30 days)", never)
+	}
+
+	if x := s.PXE; x != nil {
+		str(&x.Timezone, "pxe.timezone", DefaultPXETimezone)
+		str(&x.Lang, "pxe.lang", DefaultPXELang)
+		str(&x.Keyboard, "pxe.keyboard", DefaultPXEKeyboard)
+		str(&x.Disk, "pxe.disk", DefaultPXEDisk)
+		str(&x.BootMode, "pxe.bootMode", DefaultPXEBootMode)
+		str(&x.BundleDelivery, "pxe.bundleDelivery", DefaultPXEBundleDelivery)
+		if len(x.DNSServers) == 0 && len(c.DNSServers) > 0 {
+			x.DNSServers = append([]string(nil), c.DNSServers...)
+			r.infof("pxe.dnsServers", "", "defaulted to cluster.dnsServers %v", x.DNSServers)
+		}
 	}
 
 	for i := range r.Entries {

@@ -23,6 +23,29 @@ func (s *Spec) FQDN(h Host) string {
 	return h.Name + "." + s.Cluster.HostDomain
 }
 
+// PXEDisk is the disk h is installed on: hosts[].pxe.disk, else pxe.disk.
+func (s *Spec) PXEDisk(h Host) string {
+	if h.PXE != nil && h.PXE.Disk != "" {
+		return h.PXE.Disk
+	}
+	if s.PXE == nil {
+		return ""
+	}
+	return s.PXE.Disk
+}
+
+// PXEBootMode is how h boots (bios or uefi): hosts[].pxe.bootMode, else
+// pxe.bootMode.
+func (s *Spec) PXEBootMode(h Host) string {
+	if h.PXE != nil && h.PXE.BootMode != "" {
+		return h.PXE.BootMode
+	}
+	if s.PXE == nil {
+		return ""
+	}
+	return s.PXE.BootMode
+}
+
 // HostsWithRole returns the hosts holding role, in file order.
 func (s *Spec) HostsWithRole(role string) []Host {
 	var out []Host

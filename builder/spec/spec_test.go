@@ -180,6 +180,7 @@ versions:
 		{"etcdPrefix", s.Network.Flannel.EtcdPrefix, "/coreos.com/network"},
 		{"scheduler (iptables mode)", s.Network.KubeProxy.Scheduler, ""},
 		{"bridge", s.Network.Bridge, "cni0"},
+		{"vipInterface", s.Cluster.VIPInterface, "eth0"},
 		{"expiry", s.PKI.Expiry, "175200h"},
 		{"renewBefore", s.PKI.RenewBefore, "720h"},
 		{"project", s.Registry.Project, "public"},
@@ -190,6 +191,12 @@ versions:
 		if tc.got != tc.want {
 			t.Errorf("%s = %q, want %q", tc.name, tc.got, tc.want)
 		}
+	}
+	if s.Cluster.VRRPRouterID != 251 {
+		t.Errorf("vrrpRouterID = %d, want 251", s.Cluster.VRRPRouterID)
+	}
+	if g := s.Cluster.Gateway; g != "" && (len(s.Cluster.DNSForwarders) != 1 || s.Cluster.DNSForwarders[0] != g) {
+		t.Errorf("dnsForwarders = %v, want [gateway %s]", s.Cluster.DNSForwarders, g)
 	}
 	if s.Cluster.APIServerPort != 6443 || s.Cluster.LBPort != 7443 || s.PKI.Size != 256 || s.Kubelet.MaxPods != 110 {
 		t.Errorf("numbers: %d %d %d %d", s.Cluster.APIServerPort, s.Cluster.LBPort, s.PKI.Size, s.Kubelet.MaxPods)
@@ -340,5 +347,18 @@ func TestDefaultsForPulling(t *testing.T) {
 	}
 	if d := s.Registry.Robot.Duration; d == nil || *d != -1 {
 		t.Errorf("robot duration = %v, want -1 (never), not Harbor's 30 days", d)
+	}
+}
+
+func TestDNSForwardersDefaultToGateway(t *testing.T) {
+	s, r, _ := Parse("bundle-spec.yaml", []byte(baseSpec))
+	if r.IsFatal() {
+		t.Fatalf("baseSpec:\n%s", r)
+	}
+	if len(s.Cluster.DNSForwarders) != 1 || s.Cluster.DNSForwarders[0] != "10.4.7.254" {
+		t.Errorf("dnsForwarders = %v, want [10.4.7.254] (the gateway)", s.Cluster.DNSForwarders)
+	}
+	if !strings.Contains(r.String(), "cluster.dnsForwarders: defaulted to [10.4.7.254]") {
+		t.Errorf("no info entry for the default:\n%s", r)
 	}
 }

@@ -36,6 +36,9 @@ type Spec struct {
 	// Credentials name environment variables holding registry logins;
 	// the values never live in the spec.
 	Credentials []Credential `yaml:"credentials"`
+	// PXE, when present, has kubebake pxe (and kubebake build) write
+	// kickstarts, boot entries and initrd overlays under out/pxe.
+	PXE *PXE `yaml:"pxe"`
 
 	// File is where the spec was read from (for messages); not in YAML.
 	File string `yaml:"-"`
@@ -60,6 +63,15 @@ type Cluster struct {
 	APIServerPort       int      `yaml:"apiServerPort"` // on each master (6443)
 	LBPort              int      `yaml:"lbPort"`        // nginx L4 on the VIP (7443)
 	NodePortRange       string   `yaml:"nodePortRange"`
+	// VIPInterface is the NIC keepalived sends VRRP adverts on and adds
+	// the VIP to, on every lb host. Default: eth0 (the seed's).
+	VIPInterface string `yaml:"vipInterface"`
+	// VRRPRouterID is keepalived's virtual_router_id for the VIP (1–255),
+	// unique among VRRP groups on the node network. Default: 251 (the seed's).
+	VRRPRouterID int `yaml:"vrrpRouterID"`
+	// DNSForwarders are where the dns hosts' bind9 sends the queries it
+	// is not authoritative for. Default: [gateway] (the seed's 10.4.7.254).
+	DNSForwarders []string `yaml:"dnsForwarders"`
 }
 
 // Target describes the hosts' operating system.
@@ -81,6 +93,14 @@ type Host struct {
 	MACs      []string `yaml:"macs"`
 	Roles     []string `yaml:"roles"`
 	PodSubnet string   `yaml:"podSubnet"` // nodes: default from the IP's last octet
+	// PXE overrides the site's pxe.disk and pxe.bootMode for this host.
+	PXE *HostPXE `yaml:"pxe"`
+}
+
+// HostPXE is a host's own install settings; empty fields take pxe's.
+type HostPXE struct {
+	Disk     string `yaml:"disk"`
+	BootMode string `yaml:"bootMode"`
 }
 
 // Network chooses the CNI and service proxy.
@@ -213,4 +233,58 @@ type Image struct {
 type Bundle struct {
 	// SourceDateEpoch is the mtime of every entry; SOURCE_DATE_EPOCH wins.
 	SourceDateEpoch int64 `yaml:"sourceDateEpoch"`
+}
+
+// PXE is the site's network install of CentOS 7: where the installer and
+// the package repository are, how hosts are set up, and how each host's
+// bundle reaches it. kubebake never ships CentOS itself.
+type PXE struct {
+	// Kernel and Initrd are the CentOS 7 installer's images/pxeboot/vmlinuz
+	// and initrd.img, as paths relative to the TFTP root (and to HTTPBase
+	// for iPXE). Required.
+	Kernel string `yaml:"kernel"`
+	Initrd string `yaml:"initrd"`
+	// Repo is the site's CentOS 7 tree (os/x86_64 with images/ and
+	// LiveOS/): the installer's inst.repo and the kickstart's url. Required.
+	Repo string `yaml:"repo"`
+	// Repos are further yum repositories (the site's updates, extras or
+	// EPEL mirror), in the kickstart as repo lines. Default: none.
+	Repos []PXERepo `yaml:"repos"`
+	// HTTPBase is the URL out/pxe/http is served at. Required.
+	HTTPBase string `yaml:"httpBase"`
+	// TFTPRoot is out/pxe/tftp's path on the machine running dnsmasq.
+	// Default: the absolute path of out/pxe/tftp where kubebake writes it.
+	TFTPRoot string `yaml:"tftpRoot"`
+	// Timezone is an Area/City zone. Default: Asia/Shanghai (the seed's).
+	Timezone string `yaml:"timezone"`
+	// NTPServers go to the kickstart's timezone --ntpservers. Default: none.
+	NTPServers []string `yaml:"ntpServers"`
+	// Lang and Keyboard: Default en_US.UTF-8 and us.
+	Lang     string `yaml:"lang"`
+	Keyboard string `yaml:"keyboard"`
+	// DNSServers the installed hosts resolve with. Default: cluster.dnsServers.
+	DNSServers []string `yaml:"dnsServers"`
+	// RootPasswordHashFile or RootPasswordHashEnv (exactly one) holds root's
+	// crypt(3) hash ($6$…, $5$… or $1$…); the password itself never goes in
+	// the spec. A relative file is relative to the spec's directory.
+	RootPasswordHashFile string `yaml:"rootPasswordHashFile"`
+	RootPasswordHashEnv  string `yaml:"rootPasswordHashEnv"`
+	// SSHAuthorizedKeys and SSHAuthorizedKeysFile are root's authorized
+	// public keys (both may be given). Default: none.
+	SSHAuthorizedKeys     []string `yaml:"sshAuthorizedKeys"`
+	SSHAuthorizedKeysFile string   `yaml:"sshAuthorizedKeysFile"`
+	// Disk is the install disk's kernel name (sda, vda, nvme0n1). Default: sda.
+	Disk string `yaml:"disk"`
+	// BootMode is bios or uefi. Default: bios.
+	BootMode string `yaml:"bootMode"`
+	// BundleDelivery is http (the kickstart fetches the bundle from
+	// HTTPBase) or initrd (the bundle rides in the host's initrd overlay).
+	// Default: http.
+	BundleDelivery string `yaml:"bundleDelivery"`
+}
+
+// PXERepo is a yum repository the installer may install packages from.
+type PXERepo struct {
+	Name    string `yaml:"name"`
+	BaseURL string `yaml:"baseurl"`
 }

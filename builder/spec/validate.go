@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/netip"
@@ -68,6 +69,7 @@ func Validate(s *Spec) Report {
 	v.credentials()
 	v.pins()
 	v.compat()
+	v.pxe()
 	for i := range v.r.Entries {
 		v.r.Entries[i].Pos = s.Pos(v.r.Entries[i].Path)
 	}
@@ -251,6 +253,7 @@ func (v *validator) cluster() {
 
 	v.port("cluster.apiServerPort", c.APIServerPort)
 	v.port("cluster.lbPort", c.LBPort)
+	v.edge()
 	lo, hi, ok := v.portRange("cluster.nodePortRange", c.NodePortRange)
 	for _, h := range v.s.Hosts {
 		if h.HasRole(plan.RoleMaster) && h.HasRole(plan.RoleLB) && c.APIServerPort == c.LBPort {
@@ -284,6 +287,51 @@ func (v *validator) cluster() {
 				"%s contains ports nodes listen on: %s; a NodePort service given one would capture its traffic", c.NodePortRange, strings.Join(in, ", "))
 		}
 	}
+}
+
+// edge checks what keepalived and bind9 take from cluster: the VRRP
+// interface and router id, and the DNS forwarders.
+func (v *validator) edge() {
+	c := v.s.Cluster
+	if !ifnameRE.MatchString(c.VIPInterface) || c.VIPInterface == "." || c.VIPInterface == ".." {
+		v.r.errorf("cluster.vipInterface", "write the lb hosts' NIC name as CentOS 7 names it (ip -br link), e.g. eth0 or ens33",
+			"%q is not a network interface name", c.VIPInterface)
+	}
+	if c.VRRPRouterID < 1 || c.VRRPRouterID > 255 {
+		v.r.errorf("cluster.vrrpRouterID", fmt.Sprintf("pick a number from 1 to 255 no other VRRP group on the node network uses, e.g. %d", DefaultVRRPRouterID),
+			"%d is not a VRRP virtual router id", c.VRRPRouterID)
+	}
+	gw := c.Gateway
+	if gw == "" {
+		gw = "10.4.7.254"
+	}
+	dns := ipNames(v.s.HostsWithRole(plan.RoleDNS))
+	for i, f := range c.DNSForwarders {
+		p := fmt.Sprintf("cluster.dnsForwarders[%d]", i)
+		a, ok := parseIP4(f)
+		switch {
+		case !ok:
+			v.r.errorf(p, "write the IPv4 address of an upstream resolver, e.g. the gateway "+gw, "%q is not an IPv4 address", f)
+		case dns[a.String()] != "":
+			v.r.errorf(p, "forward to a resolver outside the cluster, e.g. the gateway "+gw,
+				"%s is %s, a dns host itself: bind9 would forward to itself", f, dns[a.String()])
+		}
+	}
+	if len(c.DNSForwarders) == 0 && len(v.s.HostsWithRole(plan.RoleDNS)) > 0 {
+		v.r.warnf("cluster.dnsForwarders", "list the site's upstream resolvers, e.g. [10.4.7.254]",
+			"empty: bind9 on the dns hosts answers only for %s and %s", c.HostDomain, c.ServiceDomain)
+	}
+}
+
+// ipNames maps each host's IP to its name.
+func ipNames(hs []Host) map[string]string {
+	m := map[string]string{}
+	for _, h := range hs {
+		if a, ok := parseIP4(h.IP); ok {
+			m[a.String()] = h.Name
+		}
+	}
+	return m
 }
 
 func (v *validator) domain(path, val, example string) {
@@ -1006,4 +1054,197 @@ func (v *validator) compat() {
 		v.r.warnf("kubelet.cgroupDriver", "use cgroupfs on CentOS 7, with containerd's SystemdCgroup = false",
 			"systemd with cgroup v1 on CentOS 7 (systemd 219) is known to leak scopes and mis-account pods")
 	}
+}
+
+var (
+	// pxePathRE is a path under the TFTP root: no spaces or commas (pxelinux
+	// separates initrds with commas), no leading slash.
+	pxePathRE   = regexp.MustCompile(`^[A-Za-z0-9._+-]+(/[A-Za-z0-9._+-]+)*$`)
+	timezoneRE  = regexp.MustCompile(`^(UTC|[A-Z][A-Za-z_-]+(/[A-Za-z0-9][A-Za-z0-9_+-]*){1,2})$`)
+	langRE      = regexp.MustCompile(`^[a-z]{2,3}(_[A-Z]{2})?(\.(UTF-8|utf8))?$`)
+	keyboardRE  = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+	diskRE      = regexp.MustCompile(`^[a-z][a-z0-9]*$`)
+	repoNameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	hostnameRE  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
+	absPathRE   = regexp.MustCompile(`^/[A-Za-z0-9._/+-]*$`)
+	sshKeyTypes = []string{"ssh-rsa", "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"}
+)
+
+// pxe checks the pxe: section and what it needs of the hosts. The root
+// password hash itself is read (and checked) by kubebake pxe, not here:
+// validation touches no file and no environment.
+func (v *validator) pxe() {
+	s := v.s
+	x := s.PXE
+	if x == nil {
+		for i, h := range s.Hosts {
+			if h.PXE != nil {
+				v.r.warnf(fmt.Sprintf("hosts[%d].pxe", i), "add a pxe: section, or remove hosts[].pxe", "there is no pxe: section, so nothing uses it")
+			}
+		}
+		return
+	}
+	for i, h := range s.Hosts {
+		hp := fmt.Sprintf("hosts[%d]", i)
+		if len(h.MACs) == 0 {
+			v.r.errorf(hp+".macs", "list the MAC of the NIC "+h.Name+" boots from, e.g. macs: [\"52:54:00:04:07:15\"]", "missing; pxe recognises hosts by MAC")
+		}
+		if h.PXE != nil {
+			v.pxeDisk(hp+".pxe.disk", h.PXE.Disk, true)
+			v.pxeBootMode(hp+".pxe.bootMode", h.PXE.BootMode, true)
+		}
+	}
+	for _, f := range []struct{ path, val, example string }{
+		{"pxe.kernel", x.Kernel, "centos7/vmlinuz"},
+		{"pxe.initrd", x.Initrd, "centos7/initrd.img"},
+	} {
+		switch {
+		case f.val == "":
+			v.r.errorf(f.path, "give the path under the TFTP root where the site put CentOS 7's images/pxeboot file, e.g. "+f.example, "missing")
+		case strings.HasPrefix(f.val, "/"):
+			v.r.errorf(f.path, "write it relative to the TFTP root, e.g. "+f.example, "%q is absolute", f.val)
+		case containsDotDot(f.val) || !pxePathRE.MatchString(f.val):
+			v.r.errorf(f.path, "use letters, digits, '.', '_', '+', '-' and '/', e.g. "+f.example, "%q is not a plain relative path", f.val)
+		}
+	}
+	v.httpURL("pxe.repo", x.Repo, "http://10.4.7.200/centos/7/os/x86_64", true)
+	v.httpURL("pxe.httpBase", x.HTTPBase, "http://10.4.7.200:8080", true)
+	names := map[string]int{}
+	for i, r := range x.Repos {
+		rp := fmt.Sprintf("pxe.repos[%d]", i)
+		switch {
+		case !repoNameRE.MatchString(r.Name):
+			v.r.errorf(rp+".name", "use letters, digits, '.', '_' or '-', e.g. epel", "%q is not a repository name", r.Name)
+		default:
+			if j, dup := names[r.Name]; dup {
+				v.r.errorf(rp+".name", "give every repository its own name", "%s is also pxe.repos[%d].name", r.Name, j)
+			} else {
+				names[r.Name] = i
+			}
+		}
+		v.httpURL(rp+".baseurl", r.BaseURL, "http://10.4.7.200/epel/7/x86_64", true)
+	}
+	if lbs := s.HostsWithRole(plan.RoleLB); len(lbs) > 0 && len(x.Repos) == 0 {
+		v.r.warnf("pxe.repos", "add the site's EPEL mirror, e.g. {name: epel, baseurl: http://10.4.7.200/epel/7/x86_64}",
+			"hosts with role lb (%s) install nginx, which CentOS 7 has only in EPEL", lbs[0].Name)
+	}
+	if x.TFTPRoot != "" && !absPathRE.MatchString(x.TFTPRoot) {
+		v.r.errorf("pxe.tftpRoot", "write an absolute path without spaces, e.g. /srv/tftp", "%q is not an absolute path", x.TFTPRoot)
+	}
+	if !timezoneRE.MatchString(x.Timezone) {
+		v.r.errorf("pxe.timezone", "write an Area/City zone, e.g. "+DefaultPXETimezone, "%q is not a time zone", x.Timezone)
+	}
+	for i, n := range x.NTPServers {
+		if len(n) > 253 || !hostnameRE.MatchString(n) {
+			v.r.errorf(fmt.Sprintf("pxe.ntpServers[%d]", i), "write a host name or an IPv4 address", "%q is not an NTP server", n)
+		}
+	}
+	if !langRE.MatchString(x.Lang) {
+		v.r.errorf("pxe.lang", "write a locale, e.g. "+DefaultPXELang, "%q is not a locale", x.Lang)
+	}
+	if !keyboardRE.MatchString(x.Keyboard) {
+		v.r.errorf("pxe.keyboard", "write a console keymap, e.g. us", "%q is not a keymap", x.Keyboard)
+	}
+	if len(x.DNSServers) == 0 {
+		v.r.errorf("pxe.dnsServers", "list the resolvers installed hosts use, e.g. [10.4.7.11]", "missing")
+	}
+	for i, d := range x.DNSServers {
+		if _, ok := parseIP4(d); !ok {
+			v.r.errorf(fmt.Sprintf("pxe.dnsServers[%d]", i), "write an IPv4 address", "%q is not an IPv4 address", d)
+		}
+	}
+	switch {
+	case x.RootPasswordHashFile == "" && x.RootPasswordHashEnv == "":
+		v.r.errorf("pxe", "set rootPasswordHashFile to a file holding a crypt hash (openssl passwd -6), or rootPasswordHashEnv to the variable holding one",
+			"no root password hash")
+	case x.RootPasswordHashFile != "" && x.RootPasswordHashEnv != "":
+		v.r.errorf("pxe.rootPasswordHashEnv", "keep one of rootPasswordHashFile and rootPasswordHashEnv", "both rootPasswordHashFile and rootPasswordHashEnv are set")
+	case x.RootPasswordHashEnv != "" && !envNameRE.MatchString(x.RootPasswordHashEnv):
+		v.r.errorf("pxe.rootPasswordHashEnv", "name an environment variable, e.g. KUBEBAKE_ROOT_HASH; the hash itself never goes in the spec", "%q is not an environment variable name", x.RootPasswordHashEnv)
+	case strings.HasPrefix(x.RootPasswordHashFile, "$"):
+		v.r.errorf("pxe.rootPasswordHashFile", "put the hash in a file and name the file here", "looks like a hash, not a file name")
+	}
+	for i, k := range x.SSHAuthorizedKeys {
+		if msg := CheckSSHPublicKey(k); msg != "" {
+			v.r.errorf(fmt.Sprintf("pxe.sshAuthorizedKeys[%d]", i), "paste one public key line (ssh-ed25519 AAAA… comment) from a .pub file", "%s", msg)
+		}
+	}
+	v.pxeDisk("pxe.disk", x.Disk, false)
+	v.pxeBootMode("pxe.bootMode", x.BootMode, false)
+	switch x.BundleDelivery {
+	case "http", "initrd":
+	default:
+		v.r.errorf("pxe.bundleDelivery", "use http (the kickstart fetches it from httpBase) or initrd (it rides in the initrd overlay)", "unknown bundle delivery %q", x.BundleDelivery)
+	}
+}
+
+func (v *validator) pxeDisk(path, val string, optional bool) {
+	switch {
+	case val == "" && optional:
+	case strings.HasPrefix(val, "/dev/") && diskRE.MatchString(strings.TrimPrefix(val, "/dev/")):
+		v.r.errorf(path, "write "+strings.TrimPrefix(val, "/dev/"), "%q: give the kernel name without /dev/", val)
+	case !diskRE.MatchString(val):
+		v.r.errorf(path, "write the disk's kernel name, e.g. sda, vda or nvme0n1", "%q is not a disk name", val)
+	}
+}
+
+func (v *validator) pxeBootMode(path, val string, optional bool) {
+	switch {
+	case val == "" && optional:
+	case val != "bios" && val != "uefi":
+		v.r.errorf(path, "use bios or uefi", "unknown boot mode %q", val)
+	}
+}
+
+// httpURL checks an http:// or https:// URL without query or fragment.
+func (v *validator) httpURL(path, raw, example string, required bool) {
+	if raw == "" {
+		if required {
+			v.r.errorf(path, "set it, e.g. "+example, "missing")
+		}
+		return
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		v.r.errorf(path, "write an http:// URL, e.g. "+example, "%q is not a URL", raw)
+	case u.Scheme != "http" && u.Scheme != "https":
+		v.r.errorf(path, "use http:// or https://, e.g. "+example, "unsupported URL scheme in %q", raw)
+	case u.Host == "":
+		v.r.errorf(path, "write scheme://host/path, e.g. "+example, "%q has no host", raw)
+	case u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(raw, " \t\"'"):
+		v.r.errorf(path, "write a plain URL without query, fragment, spaces or quotes, e.g. "+example, "%q is not a plain URL", raw)
+	}
+}
+
+// CheckSSHPublicKey returns "" for one OpenSSH public key line that CentOS
+// 7's OpenSSH 7.4 accepts (rsa, ed25519, ecdsa), else what is wrong. It
+// never echoes the input: a pasted private key must not reach a log.
+func CheckSSHPublicKey(line string) string {
+	if strings.Contains(line, "PRIVATE KEY") {
+		return "this is a private key; give the public one (.pub)"
+	}
+	if strings.ContainsAny(line, "\r\n") {
+		return "more than one line; give one key per list item"
+	}
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		return "not an OpenSSH public key line"
+	}
+	known := false
+	for _, t := range sshKeyTypes {
+		known = known || f[0] == t
+	}
+	if !known {
+		return fmt.Sprintf("key type %q is not one of %s", f[0], strings.Join(sshKeyTypes, ", "))
+	}
+	blob, err := base64.StdEncoding.DecodeString(f[1])
+	if err != nil || len(blob) < 4 {
+		return "the key data is not base64"
+	}
+	n := int(blob[0])<<24 | int(blob[1])<<16 | int(blob[2])<<8 | int(blob[3])
+	if n != len(f[0]) || len(blob) < 4+n || string(blob[4:4+n]) != f[0] {
+		return "the key data does not match its type " + f[0]
+	}
+	return ""
 }

@@ -37,7 +37,7 @@ func TestBrokenSpecs(t *testing.T) {
 			"bundle-spec.yaml:1:1: kind: missing — add kind: BundleSpec",
 		}},
 		{"unknown top-level field", []mutation{{"kind: BundleSpec\n", "kind: BundleSpec\nmetadata: {}\n"}}, []string{
-			"bundle-spec.yaml:3:1: metadata: unknown field \"metadata\" — remove it; known fields here: apiVersion, artifacts, bundle, cluster, credentials, hosts, images, kind, kubelet, mirrors, network, pki, platforms, registry, target, versions",
+			"bundle-spec.yaml:3:1: metadata: unknown field \"metadata\" — remove it; known fields here: apiVersion, artifacts, bundle, cluster, credentials, hosts, images, kind, kubelet, mirrors, network, pki, platforms, pxe, registry, target, versions",
 		}},
 		{"misspelt field", []mutation{{"  hostDomain: host.com", "  hostDomian: host.com"}}, []string{
 			"bundle-spec.yaml:5:3: cluster.hostDomian: unknown field \"hostDomian\" — did you mean \"hostDomain\"?",
@@ -47,6 +47,14 @@ func TestBrokenSpecs(t *testing.T) {
 		}},
 		{"string for int", []mutation{{"  nodePortRange: 30000-32767", "  nodePortRange: 30000-32767\n  apiServerPort: six"}}, []string{
 			"bundle-spec.yaml:14:18: cluster.apiServerPort: expected a whole number, got \"six\" — write a whole number",
+		}},
+		{"bad keepalived settings", []mutation{{"  nodePortRange: 30000-32767", "  nodePortRange: 30000-32767\n  vipInterface: eth0:1\n  vrrpRouterID: 256"}}, []string{
+			"bundle-spec.yaml:14:17: cluster.vipInterface: \"eth0:1\" is not a network interface name — write the lb hosts' NIC name as CentOS 7 names it (ip -br link), e.g. eth0 or ens33",
+			"bundle-spec.yaml:15:17: cluster.vrrpRouterID: 256 is not a VRRP virtual router id — pick a number from 1 to 255 no other VRRP group on the node network uses, e.g. 251",
+		}},
+		{"bind9 forwarding to itself", []mutation{{"  nodePortRange: 30000-32767", "  nodePortRange: 30000-32767\n  dnsForwarders: [10.4.7.11, 8.8.8.8.8]"}}, []string{
+			"bundle-spec.yaml:14:19: cluster.dnsForwarders[0]: 10.4.7.11 is hdss7-11, a dns host itself: bind9 would forward to itself — forward to a resolver outside the cluster, e.g. the gateway 10.4.7.254",
+			"bundle-spec.yaml:14:30: cluster.dnsForwarders[1]: \"8.8.8.8.8\" is not an IPv4 address — write the IPv4 address of an upstream resolver, e.g. the gateway 10.4.7.254",
 		}},
 		{"quoted int", []mutation{{"  nodePortRange: 30000-32767", "  nodePortRange: 30000-32767\n  lbPort: \"7443\""}}, []string{
 			"bundle-spec.yaml:14:11: cluster.lbPort: expected a whole number, got \"7443\" — remove the quotes",
