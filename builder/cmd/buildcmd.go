@@ -13,12 +13,14 @@ func newBuild(g *globals) *cobra.Command {
 	var skipMirror bool
 	c := &cobra.Command{
 		Use:   "build",
-		Short: "pull → mirror → bake in one go",
+		Short: "pull → mirror → bake (→ pxe) in one go",
 		Long: `build runs kubebake pull (artifacts and images into the store, pinned in
 bundle-spec.lock), kubebake mirror (images into the site registry, from the
 store) and kubebake bake (one bundle per host, with the images each host runs
 at boot as an OCI layout under images/). Each stage is incremental: a re-run
-does only what is missing. --skip-mirror bakes without a registry.`,
+does only what is missing. --skip-mirror bakes without a registry. When the
+spec has a pxe: section, kubebake pxe runs last (kickstarts, boot entries and
+initrd overlays under out/pxe).`,
 		Example: `  kubebake build -f bundle-spec.yaml
   kubebake build --locked --skip-mirror --out release/`,
 		Args: cobra.NoArgs,
@@ -55,6 +57,9 @@ does only what is missing. --skip-mirror bakes without a registry.`,
 				return err
 			}
 			printBake(g, res)
+			if s.PXE != nil {
+				return runPXE(ctx, g, s, f.out)
+			}
 			return nil
 		},
 	}

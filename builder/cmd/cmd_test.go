@@ -20,7 +20,7 @@ func run(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestHelpHasExamples(t *testing.T) {
-	for _, c := range []string{"validate", "pull", "mirror", "bake", "build", "certs", "verify", "inspect"} {
+	for _, c := range []string{"validate", "pull", "mirror", "bake", "build", "pxe", "serve", "certs", "verify", "inspect"} {
 		t.Run(c, func(t *testing.T) {
 			code, out, _ := run(t, c, "--help")
 			if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "kubebake "+c) {

@@ -95,7 +95,9 @@ Typical flow:
   kubebake validate -f bundle-spec.yaml
   kubebake build    -f bundle-spec.yaml     # pull → mirror → bake
   kubebake verify   out/*.tar.gz
-  kubebake certs    -f bundle-spec.yaml`,
+  kubebake certs    -f bundle-spec.yaml
+  kubebake pxe      -f bundle-spec.yaml     # kickstarts, boot entries, initrd overlays
+  kubebake serve    -f bundle-spec.yaml     # out/pxe/http, each host's files to that host only`,
 		Version:       version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -104,7 +106,7 @@ Typical flow:
 	root.SetErr(stderr)
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log every step")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newValidate(g), newPull(g), newMirror(g), newBake(g), newBuild(g), newCerts(g), newVerify(g), newInspect(g))
+	root.AddCommand(newValidate(g), newPull(g), newMirror(g), newBake(g), newBuild(g), newPXE(g), newServe(g), newCerts(g), newVerify(g), newInspect(g))
 	return root
 }
 

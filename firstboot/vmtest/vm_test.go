@@ -43,6 +43,7 @@ import (
 	"github.com/kubebake/kubebake/builder/build"
 	"github.com/kubebake/kubebake/builder/spec"
 	"github.com/kubebake/kubebake/firstboot/plan"
+	"github.com/kubebake/kubebake/internal/qemutest"
 	"github.com/kubebake/kubebake/internal/standin"
 )
 
@@ -69,74 +70,13 @@ const (
 
 func gate(t *testing.T) {
 	t.Helper()
-	ci := os.Getenv("CI") != ""
-	if os.Getenv("KUBEBAKE_VMTEST") != "1" && !ci {
-		t.Skip("QEMU firstboot test: set KUBEBAKE_VMTEST=1 (or CI) to run it; it needs root, " + installHint)
-	}
-	if os.Geteuid() != 0 {
-		if ci {
-			t.Fatal("QEMU firstboot test: CI is set but not running as root (mmdebstrap, mkfs.ext4 -d and modprobe -S need root)")
-		}
-		t.Skip("QEMU firstboot test: needs root")
-	}
-	var missing []string
-	for _, c := range []string{"qemu-system-x86_64", "mmdebstrap", "mkfs.ext4", "modprobe", "depmod", "cpio", "xz", "tar", "go"} {
-		if _, err := exec.LookPath(c); err != nil {
-			missing = append(missing, c)
-		}
-	}
-	if _, err := os.Stat("/bin/busybox"); err != nil {
-		missing = append(missing, "/bin/busybox")
-	}
-	if m, _ := filepath.Glob("/boot/vmlinuz-*-amd64"); len(m) == 0 {
-		missing = append(missing, "/boot/vmlinuz-*-amd64 (linux-image-amd64)")
-	}
-	if len(missing) > 0 {
-		t.Fatalf("QEMU firstboot test: missing %s; install with:\n  %s", strings.Join(missing, ", "), installHint)
-	}
-}
-
-func bootTimeout(t *testing.T) time.Duration {
-	if v := os.Getenv("KUBEBAKE_VMTEST_BOOT_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			t.Fatalf("KUBEBAKE_VMTEST_BOOT_TIMEOUT=%q: %v", v, err)
-		}
-		return d
-	}
-	return defaultBootTimeout
-}
-
-// artifacts collects what a failing run leaves for a human: serial logs
-// and reports, copied to $TMPDIR/kubebake-vmtest-<timestamp>/ on failure
-// (always with KUBEBAKE_VMTEST_KEEP=1).
-type artifacts struct {
-	mu    sync.Mutex
-	files []string
-}
-
-func (a *artifacts) add(p string) { a.mu.Lock(); a.files = append(a.files, p); a.mu.Unlock() }
-
-func (a *artifacts) keepOnFailure(t *testing.T) {
-	t.Cleanup(func() {
-		if !t.Failed() && os.Getenv("KUBEBAKE_VMTEST_KEEP") != "1" {
-			return
-		}
-		dir := filepath.Join(os.TempDir(), "kubebake-vmtest-"+time.Now().UTC().Format("20060102T150405Z"))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Logf("keeping logs: %v", err)
-			return
-		}
-		for _, f := range a.files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				continue
-			}
-			b = bytes.TrimRight(b, "\x00")
-			name := strings.ReplaceAll(strings.TrimPrefix(f, filepath.Dir(filepath.Dir(f))+"/"), "/", "-")
-			_ = os.WriteFile(filepath.Join(dir, name), b, 0o644)
-		}
-		t.Logf("serial logs and reports kept in %s", dir)
+	qemutest.Gate(t, qemutest.Requirements{
+		What:    "QEMU firstboot test",
+		Tools:   []string{"qemu-system-x86_64", "mmdebstrap", "mkfs.ext4", "modprobe", "depmod", "cpio", "xz", "tar", "go"},
+		Files:   map[string]string{"/bin/busybox": "busybox-static"},
+		Kernel:  true,
+		Hint:    installHint,
+		RootWhy: "mmdebstrap, mkfs.ext4 -d and modprobe -S need root",
 	})
 }
 
@@ -146,13 +86,12 @@ func TestFirstbootInVM(t *testing.T) {
 	work := t.TempDir()
 	// After TempDir: cleanups run last-in first-out, so the logs are copied
 	// before the temporary directory goes.
-	arts := &artifacts{}
-	arts.keepOnFailure(t)
+	arts := qemutest.NewKeeper(t, "kubebake-vmtest")
 	fbPath, fb := buildFirstboot(t, work)
 	bundleDir, m := bakeBundle(t, work, fb)
 	bundleImg := bundleDisk(t, work, bundleDir, m)
 
-	timeout := bootTimeout(t)
+	timeout := qemutest.BootTimeout(t, defaultBootTimeout)
 
 	t.Run("converge-then-noop", func(t *testing.T) {
 		root := rootCopy(t, guest, work, "root-a.img")
@@ -582,15 +521,15 @@ func (r *report) props(name string) map[string]string {
 
 // boot starts QEMU on root (written in place), waits for the guest's report
 // on the KBREPORT disk and kills QEMU.
-func boot(t *testing.T, guest string, arts *artifacts, o bootOpts) *report {
+func boot(t *testing.T, guest string, arts *qemutest.Keeper, o bootOpts) *report {
 	t.Helper()
 	dir := filepath.Join(filepath.Dir(o.root), "boot-"+o.name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	serial, reportImg := filepath.Join(dir, "serial.log"), filepath.Join(dir, "report.img")
-	arts.add(serial)
-	arts.add(reportImg)
+	arts.Add("boot-"+o.name+"-serial.log", serial)
+	arts.Add("boot-"+o.name+"-report.img", reportImg)
 	if err := os.WriteFile(reportImg, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -648,9 +587,9 @@ func boot(t *testing.T, guest string, arts *artifacts, o bootOpts) *report {
 		select {
 		case err := <-exited:
 			exited <- err
-			t.Fatalf("%s: qemu exited before the report (%v) after %.0fs:\n%s\nserial log tail:\n%s", o.name, err, time.Since(start).Seconds(), qout.String(), tail(serial, 40))
+			t.Fatalf("%s: qemu exited before the report (%v) after %.0fs:\n%s\nserial log tail:\n%s", o.name, err, time.Since(start).Seconds(), qout.String(), serialTail(serial, 40))
 		case <-deadline:
-			t.Fatalf("%s: no report after %s (KUBEBAKE_VMTEST_BOOT_TIMEOUT); serial log tail:\n%s", o.name, o.timeout, tail(serial, 60))
+			t.Fatalf("%s: no report after %s (KUBEBAKE_VMTEST_BOOT_TIMEOUT); serial log tail:\n%s", o.name, o.timeout, serialTail(serial, 60))
 		case <-tick.C:
 		}
 		b, err := os.ReadFile(reportImg)
@@ -663,7 +602,7 @@ func boot(t *testing.T, guest string, arts *artifacts, o bootOpts) *report {
 			r := parseReport(body)
 			r.elapsed = elapsed
 			if err := os.WriteFile(filepath.Join(dir, "report.txt"), []byte(r.raw), 0o644); err == nil {
-				arts.add(filepath.Join(dir, "report.txt"))
+				arts.Add("boot-"+o.name+"-report.txt", filepath.Join(dir, "report.txt"))
 			}
 			return r
 		}
@@ -723,15 +662,6 @@ func parseReport(s string) *report {
 	}
 	flush()
 	return r
-}
-
-func tail(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(string(b), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // fbState is the part of firstboot's state file the test reads.
@@ -977,4 +907,9 @@ func imageLayout(t *testing.T, dir string) plan.Image {
 		t.Fatal(err)
 	}
 	return plan.Image{Ref: imageRef, Source: "vmtest:/bin/busybox", Digest: d.String()}
+}
+
+func serialTail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	return qemutest.Tail(string(b), n)
 }
