@@ -277,7 +277,7 @@ func TestSecretsMatrix(t *testing.T) {
 	want := map[string][]string{
 		"hdss7-11":  edge,
 		"hdss7-12":  cat(etcd, edge),
-		"hdss7-21":  cat(etcd, master, node),
+		"hdss7-21":  cat(etcd, master, node, []string{"/opt/kubernetes/conf/kubebake-addons.kubeconfig"}), // the first master applies the add-ons
 		"hdss7-22":  cat(etcd, master, node),
 		"hdss7-200": {"/opt/harbor/certs/harbor.od.com-key.pem", "/root/.kube/config"},
 	}

@@ -275,6 +275,19 @@ func hostSecrets(d *data, h spec.Host) ([]file, error) {
 		kc(render.SchedulerKubeconfig, "kube-scheduler", "system:kube-scheduler", local)
 		sec(render.EncryptionConfigFile, d.encConfig)
 	}
+	if m, ok := render.FirstMaster(d.s); ok && m.Name == h.Name {
+		// The add-ons: firstboot applies them as admin through the local
+		// apiserver (127.0.0.1 is in its certificate's SANs).
+		role = plan.RoleMaster
+		kc(render.AddonsKubeconfig, "admin", "admin", local)
+		if d.s.Registry.Private {
+			f, err := pullSecret(d)
+			if err != nil {
+				return nil, err
+			}
+			sec(f.Path, f.Content)
+		}
+	}
 	if role = plan.RoleMaster; !h.HasRole(role) {
 		role = plan.RoleOps
 	}

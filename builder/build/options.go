@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime"
 )
 
@@ -25,6 +26,7 @@ type options struct {
 	lockFile     string
 	locked       bool
 	fromUpstream bool
+	lookupEnv    func(string) (string, bool)
 	set          map[string]bool
 }
 
@@ -38,14 +40,15 @@ type Event struct {
 
 func makeOptions(opts ...Option) (*options, error) {
 	o := &options{
-		stateDir: "state",
-		outDir:   "out",
-		jobs:     runtime.NumCPU(),
-		logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		progress: func(Event) {},
-		version:  "devel",
-		storeDir: "store",
-		set:      map[string]bool{},
+		stateDir:  "state",
+		outDir:    "out",
+		jobs:      runtime.NumCPU(),
+		logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		progress:  func(Event) {},
+		version:   "devel",
+		storeDir:  "store",
+		lookupEnv: os.LookupEnv,
+		set:       map[string]bool{},
 	}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
@@ -183,4 +186,17 @@ func WithLocked(locked bool) Option {
 // which works inside the gap with no upstream reachable.
 func WithMirrorFromUpstream(b bool) Option {
 	return func(o *options) error { o.fromUpstream = b; return o.once("from") }
+}
+
+// WithLookupEnv reads the environment variables the spec's credentials
+// name (the registry login for the add-ons' image pull secret). Default
+// os.LookupEnv.
+func WithLookupEnv(f func(string) (string, bool)) Option {
+	return func(o *options) error {
+		if f == nil {
+			return errors.New("lookupEnv is nil")
+		}
+		o.lookupEnv = f
+		return o.once("lookupEnv")
+	}
 }

@@ -244,7 +244,7 @@ func TestIssueChanges(t *testing.T) {
 		{
 			name: "profile",
 			reqs: func(r []Request) []Request {
-				findReq(t, r, "etcd-server-hdss7-12").Profile = ProfilePeer
+				findReq(t, r, "etcd-server-hdss7-12").Profile = ProfileServer
 				return r
 			},
 			issued: []string{"etcd-server-hdss7-12"},

@@ -33,7 +33,7 @@ func TestLedger(t *testing.T) {
 	}
 	e := byName["etcd-server-hdss7-12"]
 	wantNotAfter := issuedAt.Add(-5 * time.Minute).Add(175200 * time.Hour)
-	if e.File != "etcd-server-hdss7-12.pem" || e.CA != CA || e.Profile != ProfileServer || e.CN != "etcd-server" ||
+	if e.File != "etcd-server-hdss7-12.pem" || e.CA != CA || e.Profile != ProfilePeer || e.CN != "etcd-server" ||
 		!slices.Equal(e.SANs, []string{"10.4.7.12", "127.0.0.1", "hdss7-12", "hdss7-12.host.com", "localhost"}) ||
 		!e.NotAfter.Equal(wantNotAfter) || !slices.Equal(e.Receivers, []string{"hdss7-12"}) || e.Purpose == "" {
 		t.Errorf("etcd-server-hdss7-12 entry = %+v", e)

@@ -63,10 +63,14 @@ func Matrix(c Cluster) []Request {
 		fqdn := c.fqdn(h)
 		reqs = append(reqs,
 			Request{
-				Name: "etcd-server-" + h.Name, CA: CA, Profile: ProfileServer, CN: "etcd-server",
+				// Peer profile (server and client auth), as the seed's
+				// etcd cert: etcd 3.6's gRPC gateway dials its own client
+				// URL with this cert, and --client-cert-auth refuses a
+				// server-only one ("incompatible key usage").
+				Name: "etcd-server-" + h.Name, CA: CA, Profile: ProfilePeer, CN: "etcd-server",
 				Hosts:     nonEmpty(h.IP, fqdn, h.Name, "127.0.0.1", "localhost"),
 				Receivers: []string{h.Name},
-				Purpose:   "etcd server (client URLs) on " + h.Name,
+				Purpose:   "etcd server (client URLs; also its gateway's client) on " + h.Name,
 			},
 			Request{
 				Name: "etcd-peer-" + h.Name, CA: CA, Profile: ProfilePeer, CN: "etcd-peer",

@@ -32,7 +32,7 @@ func TestMatrixSeed(t *testing.T) {
 		name, ca, profile, cn string
 		o, hosts, receivers   []string
 	}{
-		{"etcd-server-hdss7-12", CA, ProfileServer, "etcd-server", nil,
+		{"etcd-server-hdss7-12", CA, ProfilePeer, "etcd-server", nil,
 			[]string{"10.4.7.12", "hdss7-12.host.com", "hdss7-12", "127.0.0.1", "localhost"}, []string{"hdss7-12"}},
 		{"etcd-peer-hdss7-21", CA, ProfilePeer, "etcd-peer", nil,
 			[]string{"10.4.7.21", "hdss7-21.host.com", "hdss7-21"}, []string{"hdss7-21"}},

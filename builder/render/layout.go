@@ -43,6 +43,12 @@
 //	/etc/containerd/certs.d/{docker.io,registry.k8s.io,ghcr.io}/hosts.toml mirrors → registry  node
 //	/opt/cni/bin/<plugin>                          CNI plugins (flannel, bridge, portmap, …)   node
 //	/etc/cni/net.d/10-flannel.conflist             rendered here                               node
+//	/etc/nginx/nginx.conf                          rendered here (edge.go)                     lb
+//	/etc/nginx/certs/<serviceDomain>{,-key}.pem    *.<serviceDomain> TLS (lead)                lb
+//	/etc/keepalived/keepalived.conf, check_port.sh rendered here (edge.go)                     lb
+//	/etc/named.conf, /var/named/<zone>.zone        rendered here (dns.go)                      dns
+//	/etc/exports, /data/nfs-volume                 rendered here (nfs.go); the NFS export      ops
+//	/opt/kubebake/examples/nfs-volume.yaml         example PV, claim and pod (nfs.go)          ops
 //	/etc/systemd/system/<unit>                     rendered here                               all
 //	/opt/kubebake/firstboot                        the bundle's firstboot binary               all
 //

@@ -13,9 +13,9 @@ import (
 // Plan returns the node plan for h: preflight, kernel modules, sysctls,
 // routes, iptables rules, units in start order and health checks.
 //
-// Only Kubernetes roles get anything beyond preflight and, for etcd and
-// masters, the REJECT removal: lb (nginx, keepalived) and dns (bind9) are a
-// later issue, and ops needs nothing from firstboot yet.
+// Kubernetes roles get modules, sysctls, routes and iptables rules; lb,
+// dns and ops get the units of their CentOS 7 packages (osUnits), which
+// firstboot enables and starts but does not install.
 func Plan(s *spec.Spec, h spec.Host) (plan.Plan, error) {
 	if s == nil {
 		return plan.Plan{}, fmt.Errorf("plan %s: %w: nil spec", h.Name, ErrHost)
@@ -53,6 +53,7 @@ func Plan(s *spec.Spec, h spec.Host) (plan.Plan, error) {
 		}
 	}
 	p.Health = r.health()
+	p.Addons = r.addonsPlan()
 	return p, nil
 }
 
@@ -197,7 +198,9 @@ func rejectRemoval() []plan.IPTablesOp {
 
 // startOrder is the order units start in; a host runs a subset.
 var startOrder = []string{
-	UnitNetwork, UnitContainerd, UnitEtcd, UnitFlannelNetConf, UnitFlanneld,
+	UnitNetwork,
+	UnitNamed, UnitNginx, UnitKeepalived, UnitNFSServer,
+	UnitContainerd, UnitEtcd, UnitFlannelNetConf, UnitFlanneld,
 	UnitAPIServer, UnitControllerManager, UnitScheduler,
 	UnitKubelet, UnitKubeProxy,
 }
@@ -215,7 +218,21 @@ func (r *renderer) runs(name string) bool {
 	case UnitContainerd, UnitFlanneld, UnitKubelet, UnitKubeProxy:
 		return h.HasRole(plan.RoleNode)
 	}
+	if role, ok := osUnits[name]; ok {
+		return h.HasRole(role)
+	}
 	return false
+}
+
+// osUnits are the units CentOS 7's packages install (the kickstart's
+// %packages: bind, nginx + nginx-mod-stream, keepalived, nfs-utils), by
+// the role that runs them. kubebake renders their configuration, not the
+// units themselves.
+var osUnits = map[string]string{
+	UnitNamed:      plan.RoleDNS,
+	UnitNginx:      plan.RoleLB,
+	UnitKeepalived: plan.RoleLB,
+	UnitNFSServer:  plan.RoleOps,
 }
 
 // health lists the readiness probes for the host's components. Etcd waits
@@ -237,6 +254,12 @@ func (r *renderer) health() []plan.HealthCheck {
 			Name: "kube-apiserver", URL: "https://" + hostPort("127.0.0.1", r.apiPort()) + "/readyz",
 			CA: CACert, Attempts: 60, Interval: "5s", Expect: "ok",
 		})
+	}
+	if h.HasRole(plan.RoleLB) {
+		// nginx's loopback /healthz: up, with the whole nginx.conf (the
+		// stream block and the certificates) loaded.
+		hc = append(hc, plan.HealthCheck{Name: "nginx", URL: "http://" + hostPort("127.0.0.1", NginxHealthPort) + "/healthz",
+			Attempts: 12, Interval: "5s", Expect: "ok"})
 	}
 	if h.HasRole(plan.RoleNode) {
 		hc = append(hc,

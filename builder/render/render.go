@@ -95,7 +95,19 @@ func Host(s *spec.Spec, h spec.Host) ([]File, error) {
 			add(f)
 		}
 	}
-	// nginx (lb) and bind9 (dns) are rendered by a later issue.
+	// nginx + keepalived (lb), bind9 (dns), the NFS export (ops).
+	osFiles, err := r.osServiceFiles()
+	if err != nil {
+		return nil, fmt.Errorf("render %s: %w", h.Name, err)
+	}
+	add(osFiles...)
+	if isFirstMaster(s, h) {
+		fs, err := Addons(s)
+		if err != nil {
+			return nil, fmt.Errorf("render %s: %w", h.Name, err)
+		}
+		add(fs...)
+	}
 
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 	for i := 1; i < len(files); i++ {

@@ -328,12 +328,12 @@ func TestPlanUnits(t *testing.T) {
 		host string
 		want []string
 	}{
-		{"hdss7-11", nil},
-		{"hdss7-12", []string{"kubebake-network.service", "etcd.service", "flannel-netconf.service"}},
+		{"hdss7-11", []string{"named.service", "nginx.service", "keepalived.service"}},
+		{"hdss7-12", []string{"kubebake-network.service", "nginx.service", "keepalived.service", "etcd.service", "flannel-netconf.service"}},
 		{"hdss7-21", []string{"kubebake-network.service", "containerd.service", "etcd.service", "flannel-netconf.service", "flanneld.service",
 			"kube-apiserver.service", "kube-controller-manager.service", "kube-scheduler.service",
 			"kubelet.service", "kube-proxy.service"}},
-		{"hdss7-200", nil},
+		{"hdss7-200", []string{"nfs-server.service"}},
 	} {
 		t.Run(tc.host, func(t *testing.T) {
 			p, err := Plan(s, seedHost(t, s, tc.host))
@@ -347,14 +347,15 @@ func TestPlanUnits(t *testing.T) {
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("units = %v, want %v", got, tc.want)
 			}
-			// Every planned unit is rendered for the host.
+			// Every planned unit is rendered for the host, except those
+			// CentOS 7's packages install (osUnits).
 			files, _ := Host(s, seedHost(t, s, tc.host))
 			have := map[string]bool{}
 			for _, f := range files {
 				have[f.Path] = true
 			}
 			for _, u := range got {
-				if !have[UnitPath(u)] {
+				if _, pkg := osUnits[u]; !have[UnitPath(u)] && !pkg {
 					t.Errorf("%s planned but not rendered", u)
 				}
 			}
@@ -477,6 +478,7 @@ func TestSeedLiteralMatchesSpecDefaults(t *testing.T) {
 	s.Cluster.Name, s.Cluster.ClusterDomain, s.Cluster.NodePortRange = "", "", ""
 	s.Cluster.APIServerPort, s.Cluster.LBPort = 0, 0
 	s.Cluster.KubernetesServiceIP, s.Cluster.DNSServiceIP = "", ""
+	s.Cluster.VIPInterface, s.Cluster.VRRPRouterID, s.Cluster.DNSForwarders = "", 0, nil
 	s.Target = spec.Target{}
 	s.Network = spec.Network{}
 	s.Kubelet = spec.Kubelet{}

@@ -28,6 +28,9 @@ func seedSpec() *spec.Spec {
 			APIServerPort:       6443,
 			LBPort:              7443,
 			NodePortRange:       "30000-32767",
+			VIPInterface:        "eth0",
+			VRRPRouterID:        251,
+			DNSForwarders:       []string{"10.4.7.254"},
 		},
 		Target: spec.Target{
 			OS: "centos7", Kernel: "3.10", Cgroup: "v1", Arch: "amd64",
@@ -50,8 +53,16 @@ func seedSpec() *spec.Spec {
 		Registry: spec.Registry{Host: "harbor.od.com", Project: "public"},
 		Versions: spec.Versions{
 			Kubernetes: "v1.37.2", Etcd: "v3.6.16", Flannel: "v0.28.10", CoreDNS: "v1.15.0",
-			Pause: "3.10", Containerd: "2.1.5", Runc: "1.3.3", CNIPlugins: "v1.8.0",
+			Pause: "3.10", Traefik: "v3.6.24", Containerd: "2.1.5", Runc: "1.3.3", CNIPlugins: "v1.8.0",
 		},
 		Kubelet: spec.Kubelet{CgroupDriver: "cgroupfs", FailCgroupV1: ptr(false), MaxPods: 110},
+		Bundle:  spec.Bundle{SourceDateEpoch: 1764374400}, // bundle-spec.yaml's
+		Images: []spec.Image{
+			{Name: "pause", Ref: "registry.k8s.io/pause:3.10"},
+			{Name: "coredns", Ref: "registry.k8s.io/coredns/coredns:v1.15.0"},
+			{Name: "traefik", Ref: "docker.io/library/traefik:v3.6.24", Optional: true},
+			{Name: "dashboard", Ref: "docker.io/kubernetesui/dashboard:v2.7.0", Optional: true},
+			{Name: "dashboard-metrics-scraper", Ref: "docker.io/kubernetesui/metrics-scraper:v1.0.8", Optional: true},
+		},
 	}
 }

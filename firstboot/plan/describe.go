@@ -69,6 +69,15 @@ func (m *Manifest) Describe(w io.Writer) error {
 	for _, c := range m.Plan.Health {
 		p("\t  %s %s\n", c.Name, c.URL)
 	}
+	if a := m.Plan.Addons; a != nil {
+		var files []string
+		for _, f := range m.Files {
+			if strings.HasPrefix(f.Path, a.Dir+"/") {
+				files = append(files, f.Path[len(a.Dir)+1:])
+			}
+		}
+		p("9 addons\tkubectl apply --server-side -f %s (%s) as %s\n", a.Dir, orNone(files), a.Kubeconfig)
+	}
 	return tw.Flush()
 }
 

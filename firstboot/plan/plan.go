@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"path"
 	"strings"
+	"time"
 )
 
 // Format is the manifest format this firstboot reads and the builder writes.
@@ -117,6 +118,22 @@ type Plan struct {
 	IPTables  []IPTablesOp  `json:"iptables,omitempty"`
 	Units     []Unit        `json:"units"` // in start order
 	Health    []HealthCheck `json:"health,omitempty"`
+	// Addons, on the first master only, applies the cluster add-ons after
+	// the health gates. Added within format v1: omitted when nil, so every
+	// manifest without it reads as before.
+	Addons *Addons `json:"addons,omitempty"`
+}
+
+// Addons is the cluster add-ons step: every manifest (*.yaml) in Dir, in
+// name order, applied with kubectl server-side apply as the admin of
+// Kubeconfig once the apiserver answers. Dir's manifests, Kubeconfig and
+// Kubectl are files of the bundle.
+type Addons struct {
+	Dir        string `json:"dir"`        // host directory of the manifests
+	Kubeconfig string `json:"kubeconfig"` // admin credentials (a secret file)
+	Kubectl    string `json:"kubectl"`    // host path of kubectl
+	Attempts   int    `json:"attempts"`   // applies tried while the apiserver refuses; at least 1
+	Interval   string `json:"interval"`   // Go duration between attempts
 }
 
 // Preflight says what firstboot checks, and may change, before anything else.
@@ -257,7 +274,31 @@ func (m *Manifest) Validate() error {
 			bad("plan.units[%d].name %q: not a unit name", i, u.Name)
 		}
 	}
+	if a := m.Plan.Addons; a != nil {
+		errs = append(errs, a.validate()...)
+	}
 	return errors.Join(errs...)
+}
+
+// validate checks the add-ons step: clean absolute paths, at least one
+// attempt, a duration. (That kubectl, the kubeconfig and the manifests are
+// files of the bundle is the builder's to test; a manifest may be
+// validated before its files are listed.)
+func (a *Addons) validate() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("plan.addons."+format, args...)) }
+	for _, p := range []struct{ field, val string }{{"dir", a.Dir}, {"kubeconfig", a.Kubeconfig}, {"kubectl", a.Kubectl}} {
+		if err := checkDest(p.val); err != nil {
+			bad("%s: %v", p.field, err)
+		}
+	}
+	if a.Attempts < 1 {
+		bad("attempts %d: want at least 1", a.Attempts)
+	}
+	if d, err := time.ParseDuration(a.Interval); err != nil || d < 0 {
+		bad("interval %q: want a Go duration like 5s", a.Interval)
+	}
+	return errs
 }
 
 // ParseMode parses an octal mode string such as "0644".

@@ -95,3 +95,49 @@ func TestDescribe(t *testing.T) {
 		}
 	}
 }
+
+func TestAddons(t *testing.T) {
+	ok := func() *Addons {
+		return &Addons{Dir: "/opt/kubernetes/addons", Kubeconfig: "/opt/kubernetes/conf/kubebake-addons.kubeconfig",
+			Kubectl: "/opt/kubernetes/bin/kubectl", Attempts: 60, Interval: "5s"}
+	}
+	m := valid()
+	m.Plan.Addons = ok()
+	b, err := Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(bytes.NewReader(b))
+	if err != nil || *back.Plan.Addons != *ok() {
+		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+	// Without addons the manifest reads as before: no "addons" key.
+	if b, _ := Encode(valid()); strings.Contains(string(b), "addons") {
+		t.Errorf("addons written when nil:\n%s", b)
+	}
+	var d bytes.Buffer
+	m.Files = append(m.Files, File{Path: "/opt/kubernetes/addons/20-coredns.yaml"})
+	if err := m.Describe(&d); err != nil || !strings.Contains(d.String(), "9 addons") || !strings.Contains(d.String(), "(20-coredns.yaml)") {
+		t.Errorf("describe: %v\n%s", err, d.String())
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*Addons)
+		want string
+	}{
+		{"relative dir", func(a *Addons) { a.Dir = "addons" }, "plan.addons.dir"},
+		{"unclean kubeconfig", func(a *Addons) { a.Kubeconfig = "/opt/../root/.kube/config" }, "plan.addons.kubeconfig"},
+		{"no kubectl", func(a *Addons) { a.Kubectl = "" }, "plan.addons.kubectl"},
+		{"no attempts", func(a *Addons) { a.Attempts = 0 }, "plan.addons.attempts 0"},
+		{"bad interval", func(a *Addons) { a.Interval = "5" }, `plan.addons.interval "5"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := valid()
+			m.Plan.Addons = ok()
+			tc.edit(m.Plan.Addons)
+			if err := m.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -11,7 +11,8 @@ import (
 
 // FromManifest is the ordered plan, an explicit list: bundle integrity →
 // preflight → files → modules → sysctls → routes → iptables → images →
-// units → health → finish. Step IDs are unique (engine.Run checks).
+// units → health → addons (first master only) → finish. Step IDs are
+// unique (engine.Run checks).
 func FromManifest(m *plan.Manifest) ([]engine.Step, error) {
 	if m == nil {
 		return nil, fmt.Errorf("plan: no manifest")
@@ -32,6 +33,7 @@ func FromManifest(m *plan.Manifest) ([]engine.Step, error) {
 	out = append(out, Images(m.Images)...)
 	out = append(out, Units(p.Units)...)
 	out = append(out, Health(p.Health)...)
+	out = append(out, Addons(p.Addons)...)
 	out = append(out, Finish())
 	return out, nil
 }
