@@ -90,7 +90,20 @@ export HARBOR_USERNAME=admin HARBOR_PASSWORD
 HARBOR_PASSWORD=$(cat "$d/harbor/password")
 
 step "kubebake build: pull → mirror → bake"
+# demo/bundle-spec.lock pins each artifact's and image's digest as the upstream
+# served it when the lock was written, and pull (without --locked) keeps a
+# locked digest rather than asking the checksum URL again. The offline
+# upstream is rebuilt in place under the same tags (e.g. containerd: Debian's
+# 1.6 repackaged, then built from source), so when what it serves changed, the
+# old lock would bake the old bytes from the store: drop it and let pull pin
+# afresh.
+fp=$(fingerprint)
+if [ -f "$d/bundle-spec.lock" ] && [ "$(cat "$d/upstream.fingerprint" 2>/dev/null)" != "$fp" ]; then
+  echo "the offline upstream changed since demo/bundle-spec.lock was written: dropping it, pull pins the new files"
+  rm -f "$d/bundle-spec.lock"
+fi
 $kb build -f "$d/bundle-spec.yaml" --state "$d/state" --store "$d/store" --out "$d/out"
+echo "$fp" > "$d/upstream.fingerprint"
 
 step "verify every bundle against the PKI"
 $kb verify "$d"/out/*.tar.gz --ca "$d/state/pki/ca.pem" --ca "$d/state/pki/front-proxy-ca.pem"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/upstream/build.sh — build the real upstream artifacts of bundle-spec.yaml's
-# versions from the Go module proxy (and Debian, for the non-Go runtime pieces),
+# versions from the Go module proxy (and Debian, for runc: cgo + libseccomp),
 # cache them outside the repo keyed by version, and lay them out under
 # <cache>/www/ exactly as the official download sites do (URL minus scheme).
 #
@@ -53,12 +53,14 @@ log() { printf '[upstream %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 warn() { printf '[upstream %s] WARNING: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[upstream] ERROR: %s\n' "$*" >&2; exit 1; }
 
-# step <component> <version> <function>: run <function> <workdir> <outdir> unless
-# <cache>/<component>/<version>/.complete exists. The function builds into a fresh
-# staging dir; only when it returns is the staging dir renamed to out/ and the
-# stamp written, so an interrupted build never looks finished.
+# step <component> <version> <function> [recipe]: run <function> <workdir> <outdir>
+# unless <cache>/<component>/<version>/.complete exists. The function builds into a
+# fresh staging dir; only when it returns is the staging dir renamed to out/ and
+# the stamp written, so an interrupted build never looks finished. A recipe names
+# how the outputs are made: when it is given and differs from the cached build's
+# (<dir>/.recipe; none for builds older than recipes), the cache is rebuilt.
 step() {
-	local comp=$1 ver=$2 fn=$3 dir=$CACHE/$1/$2
+	local comp=$1 ver=$2 fn=$3 recipe=${4:-} dir=$CACHE/$1/$2
 	mkdir -p "$dir"
 	exec {lockfd}>"$dir/.lock"
 	if ! flock -n "$lockfd"; then
@@ -66,9 +68,14 @@ step() {
 		flock "$lockfd"
 	fi
 	if [[ -f $dir/.complete ]]; then
-		log "$comp $ver: cached ($dir)"
-		exec {lockfd}>&-
-		return 0
+		local had; had=$(cat "$dir/.recipe" 2>/dev/null || echo none)
+		if [[ -z $recipe || $had == "$recipe" ]]; then
+			log "$comp $ver: cached ($dir)"
+			exec {lockfd}>&-
+			return 0
+		fi
+		log "$comp $ver: cached build's recipe is '$had', want '$recipe': rebuilding"
+		rm -f "$dir/.complete"
 	fi
 	local t0=$SECONDS
 	log "$comp $ver: building into $dir"
@@ -76,6 +83,7 @@ step() {
 	mkdir -p "$dir/work" "$dir/staging"
 	"$fn" "$dir/work" "$dir/staging" "$ver"
 	mv "$dir/staging" "$dir/out"
+	if [[ -n $recipe ]]; then echo "$recipe" >"$dir/.recipe"; else rm -f "$dir/.recipe"; fi
 	date -u +%Y-%m-%dT%H:%M:%SZ >"$dir/.complete"
 	log "$comp $ver: done in $((SECONDS - t0))s"
 	exec {lockfd}>&-
@@ -337,10 +345,106 @@ build_pause() {
 	(cd "$work" && CGO_ENABLED=0 go build -ldflags "-s -w -X main.version=$v" -o "$out/pause" .)
 }
 
+# ---------------------------------------------------------------- containerd
+# containerd at the spec's version from the Go module proxy, laid out as
+# upstream's release tarball: containerd's Makefile `release` target packs
+# bin/{containerd,containerd-shim-runc-v2,containerd-stress,ctr}
+# (`tar -czf containerd-<v>-linux-amd64.tar.gz -C releases/<name> bin`) and
+# writes `sha256sum <tarball> > <tarball>.sha256sum`. Built static, like
+# upstream's `make STATIC=1` (containerd-static-<v>-...): its tags
+# (urfave_cli_no_docs osusergo netgo static_build) and -extldflags -static, but
+# CGO_ENABLED=0, so the btrfs snapshotter (the only cgo part, libbtrfs
+# headers) is out: `no_btrfs`, the tag BUILDING.md documents for that (its
+# plugin is `linux && !no_btrfs && cgo` anyway). devmapper and zfs are pure Go
+# and stay in, as in upstream's release. The shim as the Makefile builds it:
+# CGO_ENABLED=0 plus no_grpc. -s -w as the Makefile does without GODEBUG.
+# Version stamped as the Makefile does (version.Version = the tag,
+# version.Package); version.Revision is the tag's commit when the proxy's .info
+# names one (it does not today: then it stays empty, printed as "").
+CONTAINERD_MODULE=github.com/containerd/containerd/v2
+CONTAINERD_TAGS="urfave_cli_no_docs osusergo netgo static_build no_btrfs"
+CONTAINERD_RECIPE="source: $CONTAINERD_MODULE, CGO_ENABLED=0, tags $CONTAINERD_TAGS"
+build_containerd() {
+	local work=$1 out=$2 v=$3
+	newmod "$work" containerd
+	(cd "$work" && go get "$CONTAINERD_MODULE@$v")
+	local time hash; time=$(modinfo "$CONTAINERD_MODULE" "$v" Time); hash=$(modinfo "$CONTAINERD_MODULE" "$v" Hash)
+	[[ -n $time ]] || die "containerd $v: no .info from the module proxy"
+	local x=$CONTAINERD_MODULE/version
+	local ld="-X $x.Version=$v -X $x.Revision=$hash -X $x.Package=$CONTAINERD_MODULE -extldflags -static -s -w"
+	local tree=$work/tree b
+	rm -rf "$tree"; mkdir -p "$tree/bin"
+	for b in containerd ctr containerd-stress; do
+		log "containerd: compiling $b from $CONTAINERD_MODULE@$v (CGO_ENABLED=0, tags: $CONTAINERD_TAGS)"
+		(cd "$work" && CGO_ENABLED=0 go build -mod=mod -tags "$CONTAINERD_TAGS" -ldflags "$ld" \
+			-o "$tree/bin/$b" "$CONTAINERD_MODULE/cmd/$b")
+	done
+	log "containerd: compiling containerd-shim-runc-v2 (CGO_ENABLED=0, tags: $CONTAINERD_TAGS no_grpc)"
+	(cd "$work" && CGO_ENABLED=0 go build -mod=mod -tags "$CONTAINERD_TAGS no_grpc" -ldflags "$ld" \
+		-o "$tree/bin/containerd-shim-runc-v2" "$CONTAINERD_MODULE/cmd/containerd-shim-runc-v2")
+	chmod 0755 "$tree/bin"/*
+	local got; got=$("$tree/bin/containerd" --version)
+	[[ $got == *" $v "* || $got == *" $v" ]] || die "containerd: --version says '$got', want $v"
+	log "containerd: $got"
+	local f=containerd-${v#v}-linux-amd64.tar.gz
+	reprotar "$tree" bin "$time" "$out/$f"
+	(cd "$out" && sha256sum "$f" >"$f.sha256sum")
+	echo "$CONTAINERD_MODULE $v from the Go module proxy (static: CGO_ENABLED=0, tags $CONTAINERD_TAGS; no btrfs snapshotter)" >"$out/PROVENANCE"
+}
+
+# ---------------------------------------------------------------- CNI plugins
+# containernetworking/plugins at the spec's version from the Go module proxy
+# (served though `go list -m -versions` does not list v1.8.0), built as its
+# release workflow does (.github/workflows/release.yaml): CGO_ENABLED=0,
+# build_linux.sh over plugins/{meta,main,ipam}/* minus windows, -ldflags
+# '-extldflags -static -X .../buildversion.BuildVersion=<tag>', README.md and
+# LICENSE beside the plugins, `tar cfzp ... .` from bin/ (flat, ./ members) and
+# `sha256sum <tgz> > <tgz>.sha256`. If the proxy refuses that version, Debian's
+# containernetworking-plugins is repackaged instead (and PROVENANCE says so;
+# that build is cached like any other: delete its .complete to try again).
+CNI_MODULE=github.com/containernetworking/plugins
+CNI_RECIPE="source: $CNI_MODULE, CGO_ENABLED=0"
+build_cni_plugins() {
+	local work=$1 out=$2 v=$3
+	local why=""
+	if ! why=$(cd "$CACHE" && go mod download -json "$CNI_MODULE@$v" 2>&1); then
+		warn "cni-plugins $v: the Go module proxy refuses $CNI_MODULE@$v:"
+		printf '    %s\n' "$(python3 -c 'import json,sys; print(json.loads(sys.stdin.read()).get("Error",""))' <<<"$why" 2>/dev/null || echo "$why")" >&2
+		build_cni_plugins_debian "$@"
+		return
+	fi
+	newmod "$work" cni-plugins
+	(cd "$work" && go get "$CNI_MODULE@$v")
+	local dir time; dir=$(cd "$work" && go list -m -f '{{.Dir}}' "$CNI_MODULE")
+	time=$(modinfo "$CNI_MODULE" "$v" Time)
+	local tree=$work/tree d p pkgs=()
+	rm -rf "$tree"; mkdir -p "$tree"
+	for d in "$dir"/plugins/meta/* "$dir"/plugins/main/* "$dir"/plugins/ipam/*; do
+		[[ -d $d ]] || continue
+		p=$(basename "$d"); [[ $p == windows ]] && continue
+		pkgs+=("$CNI_MODULE/${d#"$dir"/}")
+	done
+	log "cni-plugins: compiling ${#pkgs[@]} plugins from $CNI_MODULE@$v (CGO_ENABLED=0)"
+	(cd "$work" && CGO_ENABLED=0 go build -mod=mod -o "$tree/" \
+		-ldflags "-extldflags -static -X $CNI_MODULE/pkg/utils/buildversion.BuildVersion=$v" "${pkgs[@]}")
+	install -m 0644 "$dir/README.md" "$dir/LICENSE" "$tree/"
+	chmod 0755 "$tree"/*; chmod 0644 "$tree/README.md" "$tree/LICENSE"
+	cnitar "$tree" "$time" "$out" "$v"
+	echo "$CNI_MODULE $v from the Go module proxy (CGO_ENABLED=0, ${#pkgs[@]} plugins)" >"$out/PROVENANCE"
+}
+cnitar() { # cnitar <tree> <RFC3339 time> <out> <version>: upstream's flat ./ tarball + .sha256
+	local epoch; epoch=$(date -u -d "$2" +%s)
+	find "$1" -exec touch -h -d "@$epoch" {} +
+	local f=cni-plugins-linux-amd64-$4.tgz
+	(cd "$1" && tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" --format=gnu -cf - .) |
+		gzip -n -9 >"$3/$f"
+	(cd "$3" && sha256sum "$f" >"$f.sha256")
+}
+
 # ---------------------------------------------------------------- Debian
-# containerd, runc and the CNI plugins are not Go modules the proxy serves at
-# usable versions here: take Debian's packages (whatever version apt has) and
-# repackage them in upstream's layout. THE VERSIONS DIFFER from the spec's.
+# runc needs cgo and libseccomp: Debian's package (whatever version apt has)
+# is repackaged in upstream's layout. THE VERSION DIFFERS from the spec's.
+# (Also the fallback for the CNI plugins, and the static busybox for images.)
 debver() { apt-cache policy "$1" | awk '/Candidate:/ {print $2}'; }
 debfetch() { # debfetch <pkg> <dir>: apt-get download + dpkg-deb -x into <dir>/root
 	local pkg=$1 dir=$2
@@ -352,21 +456,6 @@ debfetch() { # debfetch <pkg> <dir>: apt-get download + dpkg-deb -x into <dir>/r
 debian_banner() { # debian_banner <component> <spec version> <debian package> <debian version>
 	warn "$1: DEBIAN'S BUILD, NOT UPSTREAM'S: Debian package $3 $4 served under upstream's file names for $1 $2."
 }
-build_containerd() {
-	local work=$1 out=$2 v=$3 dv
-	dv=$(debfetch containerd "$work")
-	debian_banner containerd "$v" containerd "$dv"
-	local tree=$work/tree
-	rm -rf "$tree"; mkdir -p "$tree/bin"
-	local b
-	for b in containerd containerd-shim-runc-v2 ctr; do
-		install -m 0755 "$work/root/usr/bin/$b" "$tree/bin/$b"
-	done
-	local f=containerd-${v#v}-linux-amd64.tar.gz
-	reprotar "$tree" bin "$(debtime "$work")" "$out/$f"
-	(cd "$out" && sha256sum "$f" >"$f.sha256sum")
-	echo "Debian containerd $dv (served as containerd $v)" >"$out/PROVENANCE"
-}
 build_runc() {
 	local work=$1 out=$2 v=$3 dv
 	dv=$(debfetch runc "$work")
@@ -375,7 +464,7 @@ build_runc() {
 	(cd "$out" && sha256sum runc.amd64 >runc.sha256sum)
 	echo "Debian runc $dv (served as runc $v)" >"$out/PROVENANCE"
 }
-build_cni_plugins() {
+build_cni_plugins_debian() {
 	local work=$1 out=$2 v=$3 dv
 	dv=$(debfetch containernetworking-plugins "$work")
 	debian_banner cni-plugins "$v" containernetworking-plugins "$dv"
@@ -383,12 +472,7 @@ build_cni_plugins() {
 	rm -rf "$tree"; mkdir -p "$tree"
 	# upstream's tarball is flat with ./ members: ./bridge ./host-local ...
 	cp -a "$work/root/usr/lib/cni/." "$tree/"
-	local epoch; epoch=$(date -u -d "$(debtime "$work")" +%s)
-	find "$tree" -exec touch -h -d "@$epoch" {} +
-	local f=cni-plugins-linux-amd64-$v.tgz
-	(cd "$tree" && tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" --format=gnu -cf - .) |
-		gzip -n -9 >"$out/$f"
-	(cd "$out" && sha256sum "$f" >"$f.sha256")
+	cnitar "$tree" "$(debtime "$work")" "$out" "$v"
 	echo "Debian containernetworking-plugins $dv (served as cni-plugins $v)" >"$out/PROVENANCE"
 }
 build_busybox() { # a static busybox for the images that need a shell and cp
@@ -549,10 +633,14 @@ provenance() {
 	echo "Built here from the Go module proxy (the spec's versions):"
 	echo "  kubernetes $K8S_VERSION (6 binaries), etcd $ETCD_VERSION, coredns $COREDNS_VERSION, flannel $FLANNEL_VERSION (tencent-vpc backend stubbed), pause $PAUSE_VERSION (scripts/upstream/pause)"
 	echo "  flannel-cni-plugin $FLANNEL_CNI_VERSION: $(cat "$CACHE/flannel-cni-plugin/$FLANNEL_CNI_VERSION/out/PROVENANCE" 2>/dev/null || echo '?')"
-	echo "DEBIAN'S BUILDS at DEBIAN'S VERSIONS, served under upstream's file names for the spec's versions:"
-	for p in containerd/$CONTAINERD_VERSION runc/$RUNC_VERSION cni-plugins/$CNI_VERSION; do
-		echo "  $(cat "$CACHE/$p/out/PROVENANCE" 2>/dev/null || echo "$p: not built")"
+	local deb=() line
+	for p in containerd/$CONTAINERD_VERSION cni-plugins/$CNI_VERSION; do
+		line=$(cat "$CACHE/$p/out/PROVENANCE" 2>/dev/null || echo "$p: not built")
+		if [[ $line == Debian* ]]; then deb+=("$line"); else echo "  $line"; fi
 	done
+	deb+=("$(cat "$CACHE/runc/$RUNC_VERSION/out/PROVENANCE" 2>/dev/null || echo "runc/$RUNC_VERSION: not built")")
+	echo "DEBIAN'S BUILDS at DEBIAN'S VERSIONS, served under upstream's file names for the spec's versions:"
+	for line in "${deb[@]}"; do echo "  $line"; done
 	echo "Unavailable:"
 	sed 's/^/  /' "$CACHE/traefik/$TRAEFIK_VERSION/out/UNAVAILABLE" 2>/dev/null || echo "  traefik $TRAEFIK_VERSION: not tried yet"
 }
@@ -571,9 +659,9 @@ main() {
 		flannel) step flannel "$FLANNEL_VERSION" build_flannel ;;
 		flannel-cni-plugin) step flannel-cni-plugin "$FLANNEL_CNI_VERSION" build_flannel_cni_plugin ;;
 		pause) step pause "$PAUSE_VERSION" build_pause ;;
-		containerd) step containerd "$CONTAINERD_VERSION" build_containerd ;;
+		containerd) step containerd "$CONTAINERD_VERSION" build_containerd "$CONTAINERD_RECIPE" ;;
 		runc) step runc "$RUNC_VERSION" build_runc ;;
-		cni-plugins) step cni-plugins "$CNI_VERSION" build_cni_plugins ;;
+		cni-plugins) step cni-plugins "$CNI_VERSION" build_cni_plugins "$CNI_RECIPE" ;;
 		busybox) step busybox debian build_busybox ;;
 		traefik) step traefik "$TRAEFIK_VERSION" build_traefik ;;
 		images)

@@ -51,3 +51,16 @@ wait_http() {
 	done
 	return 1
 }
+
+# fingerprint: a digest of what the upstream serves (every published checksum
+# file under www/, flannel's releases-API JSON, each image's index.json). It
+# changes whenever a rebuild changes a served file's bytes (a new build
+# recipe, a newer Debian package), which a real upstream never does under the
+# same tag; a bundle-spec.lock pinned against the old bytes then has to go.
+fingerprint() {
+	{
+		(cd "$CACHE/www" 2>/dev/null && find . -type f \( -name '*.sha256*' -o -name SHA256SUMS -o -path './api.github.com/*' \) -print0 |
+			sort -z | xargs -0 -r sha256sum)
+		(cd "$CACHE/images" 2>/dev/null && find . -path '*/out/layout/index.json' -print0 | sort -z | xargs -0 -r sha256sum)
+	} | sha256sum | cut -d' ' -f1
+}
