@@ -234,7 +234,8 @@ func buildFirstboot(t *testing.T, work string) (string, []byte) {
 // builder/build's tests do, unpacks hdss7-21's bundle and rewrites its plan
 // for a guest without Kubernetes: the same modules (conntrack named for
 // kernel 6.1), sysctls, routes and iptables ops; one small real unit
-// instead of the Kubernetes units; one health check against it; no images.
+// instead of the Kubernetes units; one health check against it; one real
+// image for Debian's containerd; no add-ons.
 func bakeBundle(t *testing.T, work string, fb []byte) (string, *plan.Manifest) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(repoRoot, "bundle-spec.yaml"))
@@ -310,6 +311,9 @@ func bakeBundle(t *testing.T, work string, fb []byte) (string, *plan.Manifest) {
 	m.Images = []plan.Image{imageLayout(t, filepath.Join(dir, plan.ImagesDir))}
 	p.Units = []plan.Unit{{Name: "containerd.service", Start: true}, {Name: networkUnit, Start: true}, {Name: webUnit, Start: true}}
 	p.Health = []plan.HealthCheck{{Name: "vmtest-web", URL: webURL, Attempts: 30, Interval: "1s", Expect: "ok"}}
+	// No apiserver runs in the guest to apply the first master's add-ons to
+	// (builder/addonstest applies them to a real one).
+	p.Addons = nil
 
 	unit := "[Unit]\nDescription=kubebake vmtest: a small real service standing in for the Kubernetes units\n\n" +
 		"[Service]\nExecStart=/bin/busybox httpd -f -p 127.0.0.1:18080 -h " + webDir + "\nRestart=always\n\n" +
