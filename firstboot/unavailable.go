@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/kubebake/kubebake/firstboot/engine"
 )
@@ -19,6 +20,10 @@ func (n noSystemd) Enable(context.Context, ...string) error       { return n.err
 func (n noSystemd) Disable(context.Context, ...string) error      { return n.err }
 func (n noSystemd) Active(context.Context, string) (bool, error)  { return false, n.err }
 func (n noSystemd) Start(context.Context, string) error           { return n.err }
+func (n noSystemd) Restart(context.Context, string) error         { return n.err }
+func (n noSystemd) ActiveSince(context.Context, string) (time.Time, error) {
+	return time.Time{}, n.err
+}
 func (n noSystemd) JournalTail(context.Context, string, int) (string, error) {
 	return "", n.err
 }

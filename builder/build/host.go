@@ -107,6 +107,13 @@ func hostBundle(d *data, h spec.Host, digest string, epoch int64) (bake.Bundle, 
 	if err != nil {
 		return bake.Bundle{}, fmt.Errorf("plan: %w", err)
 	}
+	// What restarts a running unit on an upgrade: needs every file of the
+	// host, certificates and kubeconfigs included (binaries are not read).
+	contents := make(map[string][]byte, len(files))
+	for _, f := range files {
+		contents[f.dest] = f.data
+	}
+	p.Units = render.WatchUnits(p.Units, contents)
 	m := manifest(d, h, p, digest, epoch)
 	imageFiles, imageRecs, err := hostImages(d, h)
 	if err != nil {

@@ -15,7 +15,8 @@ import (
 //
 // Kubernetes roles get modules, sysctls, routes and iptables rules; lb,
 // dns and ops get the units of their CentOS 7 packages (osUnits), which
-// firstboot enables and starts but does not install.
+// firstboot enables and starts but does not install. Units' Watch is left
+// empty: it needs the host's whole file list, see WatchUnits.
 func Plan(s *spec.Spec, h spec.Host) (plan.Plan, error) {
 	if s == nil {
 		return plan.Plan{}, fmt.Errorf("plan %s: %w: nil spec", h.Name, ErrHost)

@@ -141,6 +141,17 @@ func Run(ctx context.Context, env *Env, steps []Step, opts RunOptions) (Result, 
 	}
 	fmt.Fprintf(out, "firstboot: %s of %d steps for bundle %s\n", mode, len(steps), digest)
 
+	// ChangedAt reads st as the run records into it, so a unit step sees
+	// the file steps of this run; a dry run records nothing, so there a
+	// step that would change counts as changed at its check.
+	wouldChange := map[string]time.Time{}
+	env.ChangedAt = func(id string) (time.Time, bool) {
+		if t, ok := wouldChange[id]; ok {
+			return t, true
+		}
+		return st.changedAt(id, digest)
+	}
+
 	var firstErr error
 	total := len(steps)
 	for i, s := range steps {
@@ -179,6 +190,7 @@ func Run(ctx context.Context, env *Env, steps []Step, opts RunOptions) (Result, 
 				fmt.Fprintf(out, "%s: already converged\n", tag)
 			} else {
 				sr.Outcome = OutcomeWouldChange
+				wouldChange[s.ID()] = env.Now()
 				fmt.Fprintf(out, "%s: would change\n", tag)
 				for _, d := range status.Diff {
 					fmt.Fprintf(out, "        %s\n", d)
@@ -208,7 +220,11 @@ func Run(ctx context.Context, env *Env, steps []Step, opts RunOptions) (Result, 
 		}
 		sr.Duration = env.Now().Sub(start)
 		res.Steps = append(res.Steps, sr)
-		st.record(StepRecord{ID: s.ID(), BundleDigest: digest, Result: sr.Outcome, Time: env.Now()})
+		rec := StepRecord{ID: s.ID(), BundleDigest: digest, Result: sr.Outcome, Time: env.Now()}
+		if sr.Outcome == OutcomeChanged {
+			rec.Changed = rec.Time
+		}
+		st.record(rec)
 		if n == total {
 			now := env.Now()
 			st.Done, st.Finished = true, &now

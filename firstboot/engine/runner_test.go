@@ -376,3 +376,120 @@ func TestStatelessRunKeepsState(t *testing.T) {
 		t.Errorf("state file changed by stateless runs:\n%s\n→\n%s", before, after)
 	}
 }
+
+// changeProbe is a converged step that records what Env.ChangedAt says
+// about id when checked, as the units step asks about file steps.
+type changeProbe struct {
+	id  string
+	at  time.Time
+	ok  bool
+	ran bool
+}
+
+func (p *changeProbe) ID() string { return "probe" }
+func (p *changeProbe) Check(_ context.Context, env *Env) (Status, error) {
+	p.at, p.ok = env.ChangedAt(p.id)
+	p.ran = true
+	return Status{Converged: true}, nil
+}
+func (p *changeProbe) Apply(context.Context, *Env) error  { return nil }
+func (p *changeProbe) Verify(context.Context, *Env) error { return nil }
+
+func TestChangedAtHook(t *testing.T) {
+	env := testEnv(t)
+	var calls []string
+	ctx := context.Background()
+	const id = "test-file//etc/a"
+	run := func(t *testing.T, digest, content string, opts RunOptions) *changeProbe {
+		t.Helper()
+		p := &changeProbe{id: id}
+		opts.Digest = digest
+		if _, err := Run(ctx, env, []Step{&fileStep{path: "/etc/a", content: content, calls: &calls}, p}, opts); err != nil {
+			t.Fatal(err)
+		}
+		if !p.ran {
+			t.Fatal("probe not checked")
+		}
+		return p
+	}
+	record := func(t *testing.T) StepRecord {
+		t.Helper()
+		r, ok := loadState(t, env).Lookup(id)
+		if !ok {
+			t.Fatalf("no record for %s", id)
+		}
+		return r
+	}
+
+	var first time.Time
+	t.Run("changed in this run", func(t *testing.T) {
+		p := run(t, "sha256:one", "a", RunOptions{})
+		r := record(t)
+		if !p.ok || !p.at.Equal(r.Time) || !r.Changed.Equal(r.Time) {
+			t.Fatalf("ChangedAt = %v, %v; record %+v", p.at, p.ok, r)
+		}
+		first = p.at
+	})
+	t.Run("converged in a re-run of the same bundle keeps the time", func(t *testing.T) {
+		p := run(t, "sha256:one", "a", RunOptions{})
+		r := record(t)
+		if !p.ok || !p.at.Equal(first) || r.Result != ResultConverged || !r.Changed.Equal(first) {
+			t.Fatalf("ChangedAt = %v, %v, want %v; record %+v", p.at, p.ok, first, r)
+		}
+	})
+	t.Run("a crash after the file step: the next run still sees it", func(t *testing.T) {
+		_, err := Run(ctx, env, []Step{&fileStep{path: "/etc/a", content: "a2", calls: &calls}, &changeProbe{id: id}},
+			RunOptions{Digest: "sha256:two", StopAfter: 1})
+		if !errors.Is(err, ErrStoppedForTest) {
+			t.Fatal(err)
+		}
+		changed := record(t).Time
+		p := run(t, "sha256:two", "a2", RunOptions{})
+		if !p.ok || !p.at.Equal(changed) {
+			t.Fatalf("ChangedAt = %v, %v, want %v", p.at, p.ok, changed)
+		}
+	})
+	t.Run("another bundle's change does not count", func(t *testing.T) {
+		// The file is already as bundle three wants it: bundle two changed it.
+		if p := run(t, "sha256:three", "a2", RunOptions{}); p.ok {
+			t.Fatalf("ChangedAt = %v, true: bundle two's record counted for bundle three", p.at)
+		}
+	})
+	t.Run("a record of another digest inside this bundle's state file", func(t *testing.T) {
+		sp, _ := env.Path(StatePath)
+		at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+		st := &State{Format: StateFormat, BundleDigest: "sha256:four", Steps: []StepRecord{
+			{ID: id, BundleDigest: "sha256:three", Result: ResultChanged, Time: at, Changed: at},
+		}}
+		if err := SaveState(sp, st); err != nil {
+			t.Fatal(err)
+		}
+		if p := run(t, "sha256:four", "a2", RunOptions{}); p.ok {
+			t.Fatalf("ChangedAt = %v, true from a record of sha256:three", p.at)
+		}
+		if r := record(t); !r.Changed.IsZero() {
+			t.Errorf("record %+v carried another digest's change time", r)
+		}
+	})
+	t.Run("a state file from before the changed field", func(t *testing.T) {
+		sp, _ := env.Path(StatePath)
+		at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+		st := &State{Format: StateFormat, BundleDigest: "sha256:five", Steps: []StepRecord{
+			{ID: id, BundleDigest: "sha256:five", Result: ResultChanged, Time: at},
+		}}
+		if err := SaveState(sp, st); err != nil {
+			t.Fatal(err)
+		}
+		if p := run(t, "sha256:five", "a2", RunOptions{}); !p.ok || !p.at.Equal(at) {
+			t.Fatalf("ChangedAt = %v, %v, want %v", p.at, p.ok, at)
+		}
+	})
+	t.Run("dry run: a step that would change counts", func(t *testing.T) {
+		if p := run(t, "sha256:six", "a3", RunOptions{DryRun: true}); !p.ok || p.at.IsZero() {
+			t.Fatalf("ChangedAt = %v, %v in a dry run where the file would change", p.at, p.ok)
+		}
+		if p := run(t, "sha256:six", "a2", RunOptions{DryRun: true}); p.ok {
+			t.Fatalf("ChangedAt = %v, true in a dry run where the file is converged", p.at)
+		}
+	})
+}

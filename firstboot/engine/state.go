@@ -47,17 +47,46 @@ type StepRecord struct {
 	Time         time.Time `json:"time"`
 	Stage        Stage     `json:"stage,omitempty"` // where it failed
 	Error        string    `json:"error,omitempty"`
+	// Changed is when the step last changed the host for BundleDigest
+	// (Apply ran, Verify passed): kept when a later run of the same bundle
+	// records the step converged or failed, so Env.ChangedAt still knows a
+	// file was rewritten after a crash. Zero when it never changed.
+	Changed time.Time `json:"changed,omitzero"`
 }
 
-// record replaces the record for r.ID or appends it.
+// changedAt is when the step last changed the host for r.BundleDigest. A
+// record written before the Changed field existed has only its result.
+func (r StepRecord) changedAt() time.Time {
+	if r.Changed.IsZero() && r.Result == ResultChanged {
+		return r.Time
+	}
+	return r.Changed
+}
+
+// record replaces the record for r.ID or appends it. The time the step
+// last changed the host carries over from the record it replaces, when
+// both are for the same bundle and r does not set its own.
 func (s *State) record(r StepRecord) {
 	for i := range s.Steps {
 		if s.Steps[i].ID == r.ID {
+			if old := s.Steps[i]; r.Changed.IsZero() && old.BundleDigest == r.BundleDigest {
+				r.Changed = old.changedAt()
+			}
 			s.Steps[i] = r
 			return
 		}
 	}
 	s.Steps = append(s.Steps, r)
+}
+
+// changedAt is Env.ChangedAt over s for the bundle digest.
+func (s *State) changedAt(id, digest string) (time.Time, bool) {
+	r, ok := s.Lookup(id)
+	if !ok || r.BundleDigest != digest {
+		return time.Time{}, false
+	}
+	t := r.changedAt()
+	return t, !t.IsZero()
 }
 
 // Lookup returns the record for a step ID.

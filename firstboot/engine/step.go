@@ -48,6 +48,17 @@ type Env struct {
 	Now      func() time.Time
 	Force    bool // --force: skip the host-identity check
 
+	// ChangedAt reports when the step with this ID last changed the host
+	// for the bundle being run (Apply ran and Verify passed), from the state
+	// file's records of this bundle digest: a record of another bundle never
+	// counts, and a re-run that finds the step converged keeps the time (so
+	// a crash between a file step and the units step still restarts the
+	// unit next run). In a dry run a step that would change counts as
+	// changed at its check. Run sets it; nil means nothing is known to have
+	// changed. The units step asks it for "file/<path>" to decide whether a
+	// running unit must restart.
+	ChangedAt func(stepID string) (at time.Time, ok bool)
+
 	// Host effects, set by main (real) or by tests.
 	Modules  Modules
 	Sysctl   Sysctl
@@ -112,7 +123,11 @@ type Systemd interface {
 	Enable(ctx context.Context, units ...string) error
 	Disable(ctx context.Context, units ...string) error
 	Active(ctx context.Context, unit string) (bool, error)
-	Start(ctx context.Context, unit string) error // waits for the job's result
+	Start(ctx context.Context, unit string) error   // waits for the job's result
+	Restart(ctx context.Context, unit string) error // waits for the job's result
+	// ActiveSince is the unit's ActiveEnterTimestamp: when it last entered
+	// the active state; the zero time when it never did.
+	ActiveSince(ctx context.Context, unit string) (time.Time, error)
 	JournalTail(ctx context.Context, unit string, lines int) (string, error)
 }
 

@@ -14,7 +14,7 @@ import (
 	"github.com/kubebake/kubebake/firstboot/engine"
 )
 
-// ErrJob means a systemd start job finished with a result other than "done"
+// ErrJob means a systemd start or restart job finished with a result other than "done"
 // (canceled, timeout, failed, dependency, skipped) or did not finish before
 // the deadline.
 var ErrJob = errors.New("systemd job did not finish with result done")
@@ -26,9 +26,10 @@ const DefaultStartTimeout = 5 * time.Minute
 
 // manager is the part of *dbus.Conn that Systemd uses. Every method maps to
 // a D-Bus call that exists in systemd 219 (CentOS 7): Manager.Reload,
-// Manager.EnableUnitFiles, Manager.DisableUnitFiles, Manager.StartUnit (with
-// the JobRemoved signal for the result) and org.freedesktop.DBus.Properties.Get
-// on a unit object. Avoided because they are newer than 219:
+// Manager.EnableUnitFiles, Manager.DisableUnitFiles, Manager.StartUnit and
+// Manager.RestartUnit (with the JobRemoved signal for the result) and
+// org.freedesktop.DBus.Properties.Get on a unit object (ActiveState,
+// UnitFileState, ActiveEnterTimestamp). Avoided because they are newer than 219:
 // Manager.ListUnitsByNames and ListUnitFilesByPatterns (230),
 // Manager.AttachProcessesToUnit (238), Manager.EnqueueUnitJob (242),
 // Unit.Freeze/Thaw (246).
@@ -38,6 +39,7 @@ type manager interface {
 	DisableUnitFilesContext(ctx context.Context, files []string, runtime bool) ([]dbus.DisableUnitFileChange, error)
 	GetUnitPropertyContext(ctx context.Context, unit, propertyName string) (*dbus.Property, error)
 	StartUnitContext(ctx context.Context, name, mode string, ch chan<- string) (int, error)
+	RestartUnitContext(ctx context.Context, name, mode string, ch chan<- string) (int, error)
 	Close()
 }
 
@@ -142,23 +144,52 @@ func (s *Systemd) Active(ctx context.Context, unit string) (bool, error) {
 // Only "done" is success; anything else, or no result before the deadline
 // (the caller's, or DefaultStartTimeout), is an error wrapping ErrJob.
 func (s *Systemd) Start(ctx context.Context, unit string) error {
+	return s.job(ctx, "start", unit, s.m.StartUnitContext)
+}
+
+// Restart is `systemctl restart`: a restart job (mode "replace"; stop, then
+// start, or just start when the unit is not running), waited for as Start
+// waits.
+func (s *Systemd) Restart(ctx context.Context, unit string) error {
+	return s.job(ctx, "restart", unit, s.m.RestartUnitContext)
+}
+
+// job enqueues a job with call and waits for its result.
+func (s *Systemd) job(ctx context.Context, verb, unit string, call func(ctx context.Context, name, mode string, ch chan<- string) (int, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, s.startTimeout)
 	defer cancel()
 	// Buffered: go-systemd blocks its signal handling until the result is
 	// read, so a result arriving after we gave up must not block it.
 	ch := make(chan string, 1)
-	if _, err := s.m.StartUnitContext(ctx, unit, "replace", ch); err != nil {
-		return fmt.Errorf("start %s: %w", unit, err)
+	if _, err := call(ctx, unit, "replace", ch); err != nil {
+		return fmt.Errorf("%s %s: %w", verb, unit, err)
 	}
 	select {
 	case r := <-ch:
 		if r != "done" {
-			return fmt.Errorf("start %s: job result %q: %w", unit, r, ErrJob)
+			return fmt.Errorf("%s %s: job result %q: %w", verb, unit, r, ErrJob)
 		}
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("start %s: no job result: %w: %w", unit, ErrJob, ctx.Err())
+		return fmt.Errorf("%s %s: no job result: %w: %w", verb, unit, ErrJob, ctx.Err())
 	}
+}
+
+// ActiveSince reads the unit's ActiveEnterTimestamp (microseconds since
+// the epoch, CLOCK_REALTIME; 0 when it never became active).
+func (s *Systemd) ActiveSince(ctx context.Context, unit string) (time.Time, error) {
+	p, err := s.m.GetUnitPropertyContext(ctx, unit, "ActiveEnterTimestamp")
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s ActiveEnterTimestamp: %w", unit, err)
+	}
+	us, ok := p.Value.Value().(uint64)
+	if !ok {
+		return time.Time{}, fmt.Errorf("%s ActiveEnterTimestamp: not a uint64: %s", unit, p.Value.String())
+	}
+	if us == 0 {
+		return time.Time{}, nil
+	}
+	return time.UnixMicro(int64(us)), nil
 }
 
 // JournalTail returns the unit's last lines from `journalctl -u unit -n N

@@ -54,6 +54,13 @@ ExecStart=/bin/sh -c 'echo kbtest boom; exit 3'
 [Install]
 WantedBy=multi-user.target
 `,
+	"kbtest-daemon.service": `[Unit]
+Description=kubebake test: keeps running
+[Service]
+ExecStart=/bin/sleep infinity
+[Install]
+WantedBy=multi-user.target
+`,
 	"kbtest-after.service": `[Unit]
 Description=kubebake test: needs kbtest-ok
 Requires=kbtest-ok.service
@@ -251,6 +258,75 @@ func TestNSpawnSystemd(t *testing.T) {
 			if ok, err := s.Active(ctx, u); err != nil || !ok {
 				t.Errorf("%s active: %v, %v", u, ok, err)
 			}
+		}
+	})
+}
+
+// TestNSpawnRestart: RestartUnit and ActiveEnterTimestamp, the two calls an
+// upgrade uses, against a real systemd, and the units step restarting a
+// running unit once for a changed watched file.
+func TestNSpawnRestart(t *testing.T) {
+	sock := bootNSpawn(t)
+	s, err := connect(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.(interface{ Close() error }).Close()
+	ctx := context.Background()
+	const unit = "kbtest-daemon.service"
+
+	t.Run("host calls", func(t *testing.T) {
+		if since, err := s.ActiveSince(ctx, unit); err != nil || !since.IsZero() {
+			t.Fatalf("ActiveSince before start = %v, %v; want the zero time", since, err)
+		}
+		before := time.Now()
+		if err := s.Start(ctx, unit); err != nil {
+			t.Fatal(err)
+		}
+		started, err := s.ActiveSince(ctx, unit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The container shares the host's clock (CLOCK_REALTIME, µs).
+		if started.Before(before.Add(-time.Second)) || started.After(time.Now().Add(time.Second)) {
+			t.Fatalf("ActiveSince after start = %v, want about %v", started, before)
+		}
+		if err := s.Restart(ctx, unit); err != nil {
+			t.Fatal(err)
+		}
+		restarted, err := s.ActiveSince(ctx, unit)
+		if err != nil || !restarted.After(started) {
+			t.Fatalf("ActiveSince after restart = %v, %v; want after %v", restarted, err, started)
+		}
+		if ok, err := s.Active(ctx, unit); err != nil || !ok {
+			t.Fatalf("Active after restart: %v, %v", ok, err)
+		}
+		if err := s.Restart(ctx, "kbtest-fail.service"); !errors.Is(err, host.ErrJob) || !strings.Contains(err.Error(), `"failed"`) {
+			t.Fatalf("Restart of a failing unit: %v, want ErrJob with result failed", err)
+		}
+	})
+
+	t.Run("unit steps restart once", func(t *testing.T) {
+		const watched = "/etc/kbtest/daemon.conf"
+		if err := s.Start(ctx, unit); err != nil { // running on the old file
+			t.Fatal(err)
+		}
+		changed := time.Now() // then a file step of this bundle rewrote it
+		env := &engine.Env{Root: t.TempDir(), Manifest: &plan.Manifest{}, Systemd: s,
+			ChangedAt: func(id string) (time.Time, bool) { return changed, id == "file/"+watched }}
+		units := steps.Units([]plan.Unit{{Name: unit, Start: true, Watch: []string{watched}}})
+		start := units[len(units)-1]
+		st, err := start.Check(ctx, env)
+		if err != nil || st.Converged || len(st.Diff) != 1 || st.Diff[0] != "restart "+unit+": "+watched+" changed" {
+			t.Fatalf("Check = %+v, %v; want a restart", st, err)
+		}
+		runSteps(t, ctx, env, units)
+		since, err := s.ActiveSince(ctx, unit)
+		if err != nil || since.Before(changed) {
+			t.Fatalf("ActiveSince after the run = %v, %v; want after %v", since, err, changed)
+		}
+		if got := runSteps(t, ctx, env, units); len(got) != 0 {
+			t.Fatalf("second run applied %q", got)
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/dbus"
+	godbus "github.com/godbus/dbus/v5"
 )
 
 // fakeManager stands in for *dbus.Conn: PID 1 here is not systemd, so the
@@ -18,6 +19,7 @@ import (
 type fakeManager struct {
 	calls  []string
 	props  map[string]string // "unit/Prop" → value
+	stamps map[string]uint64 // unit → ActiveEnterTimestamp (µs)
 	result string            // job result sent on StartUnit's channel; "" sends nothing
 	err    error
 }
@@ -41,6 +43,9 @@ func (f *fakeManager) GetUnitPropertyContext(_ context.Context, unit, name strin
 	if f.err != nil {
 		return nil, f.err
 	}
+	if name == "ActiveEnterTimestamp" {
+		return &dbus.Property{Name: name, Value: godbus.MakeVariant(f.stamps[unit])}, nil
+	}
 	p := dbus.PropDescription(f.props[unit+"/"+name]) // a string-valued property
 	p.Name = name
 	return &p, nil
@@ -53,6 +58,17 @@ func (f *fakeManager) StartUnitContext(_ context.Context, name, mode string, ch 
 	}
 	if f.result != "" {
 		ch <- f.result // must not block: Start passes a buffered channel
+	}
+	return 1, nil
+}
+
+func (f *fakeManager) RestartUnitContext(_ context.Context, name, mode string, ch chan<- string) (int, error) {
+	f.calls = append(f.calls, "restart "+name+" "+mode)
+	if f.err != nil {
+		return 0, f.err
+	}
+	if f.result != "" {
+		ch <- f.result
 	}
 	return 1, nil
 }
@@ -90,6 +106,40 @@ func TestSystemdStartWaitsForJobResult(t *testing.T) {
 				t.Errorf("calls %q, want %q", f.calls, want)
 			}
 		})
+	}
+}
+
+func TestSystemdRestartWaitsForJobResult(t *testing.T) {
+	f := &fakeManager{result: "done"}
+	s := newSystemd(f)
+	if err := s.Restart(context.Background(), "kubelet.service"); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"restart kubelet.service replace"}; !reflect.DeepEqual(f.calls, want) {
+		t.Errorf("calls %q, want %q", f.calls, want)
+	}
+	f.result = "failed"
+	err := s.Restart(context.Background(), "kubelet.service")
+	if !errors.Is(err, ErrJob) || !strings.Contains(err.Error(), `restart kubelet.service: job result "failed"`) {
+		t.Errorf("Restart: %v, want ErrJob naming the verb, unit and result", err)
+	}
+	f.result = ""
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Restart(ctx, "kubelet.service"); !errors.Is(err, ErrJob) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Restart with no result: %v, want ErrJob and context.Canceled", err)
+	}
+}
+
+func TestSystemdActiveSince(t *testing.T) {
+	at := time.Date(2025, 3, 4, 5, 6, 7, 123456000, time.UTC)
+	s := newSystemd(&fakeManager{stamps: map[string]uint64{"kubelet.service": uint64(at.UnixMicro())}})
+	got, err := s.ActiveSince(context.Background(), "kubelet.service")
+	if err != nil || !got.Equal(at) {
+		t.Errorf("ActiveSince = %v, %v; want %v", got, err, at)
+	}
+	if got, err := s.ActiveSince(context.Background(), "never.service"); err != nil || !got.IsZero() {
+		t.Errorf("ActiveSince of a never active unit = %v, %v; want the zero time", got, err)
 	}
 }
 

@@ -171,6 +171,13 @@ type IPTablesOp struct {
 type Unit struct {
 	Name  string `json:"name"`
 	Start bool   `json:"start"`
+	// Watch lists host paths of files of the bundle (the unit file, the
+	// binary, configs, certificates) whose change means a running unit must
+	// restart to use them: when a file step of this bundle rewrote one after
+	// the unit last became active, firstboot restarts it. Sorted. Added
+	// within format v1: omitted when empty, so a manifest without it reads
+	// as before (its running units are left running).
+	Watch []string `json:"watch,omitempty"`
 }
 
 // HealthCheck is a readiness probe run after units start.
@@ -272,6 +279,18 @@ func (m *Manifest) Validate() error {
 	for i, u := range m.Plan.Units {
 		if !strings.Contains(u.Name, ".") {
 			bad("plan.units[%d].name %q: not a unit name", i, u.Name)
+		}
+		for j, w := range u.Watch {
+			switch err := checkDest(w); {
+			case err != nil:
+				bad("plan.units[%d].watch[%d]: %v", i, j, err)
+			// A manifest that lists files is complete: a watched path must
+			// be one of them, or no file step could ever report it changed.
+			// A plan validated before its files are listed gets the path
+			// check only (as plan.addons).
+			case len(m.Files) > 0 && !seen[w]:
+				bad("plan.units[%d].watch[%d] %s: not a file of the bundle", i, j, w)
+			}
 		}
 	}
 	if a := m.Plan.Addons; a != nil {

@@ -141,3 +141,51 @@ func TestAddons(t *testing.T) {
 		})
 	}
 }
+
+func TestUnitWatch(t *testing.T) {
+	key := "/opt/kubernetes/certs/kubelet-server-key.pem"
+	m := valid()
+	m.Plan.Units[0].Watch = []string{key}
+	b, err := Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(bytes.NewReader(b))
+	if err != nil || len(back.Plan.Units[0].Watch) != 1 || back.Plan.Units[0].Watch[0] != key {
+		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+	// Without a watch list the manifest reads as before: no "watch" key.
+	if b, _ := Encode(valid()); strings.Contains(string(b), "watch") {
+		t.Errorf("watch written when empty:\n%s", b)
+	}
+	for _, tc := range []struct {
+		name  string
+		watch string
+		files bool // the manifest lists its files
+		want  string
+	}{
+		{"relative", "opt/x", true, `plan.units[0].watch[0]: "opt/x": want a clean absolute path`},
+		{"unclean", "/opt/../etc/shadow", true, "plan.units[0].watch[0]"},
+		{"not a file of the bundle", "/opt/kubernetes/conf/kubelet-config.yaml", true, "plan.units[0].watch[0] /opt/kubernetes/conf/kubelet-config.yaml: not a file of the bundle"},
+		{"plan before its files", "/opt/kubernetes/conf/kubelet-config.yaml", false, ""},
+		{"plan before its files, relative", "x", false, "plan.units[0].watch[0]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := valid()
+			if !tc.files {
+				m.Files = nil
+			}
+			m.Plan.Units[0].Watch = []string{tc.watch}
+			err := m.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("err = %v, want none", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

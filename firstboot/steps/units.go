@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/kubebake/kubebake/firstboot/engine"
 	"github.com/kubebake/kubebake/firstboot/plan"
@@ -31,15 +32,16 @@ var unitDirs = []string{"/etc/systemd/system/", "/usr/lib/systemd/system/", "/li
 // Units makes the service steps, in this order: one daemon-reload step
 // (converged when no unit file changed since firstboot's last reload), then
 // for each unit in plan order an enable step and, when Unit.Start, a start
-// step. The builder orders units containerd → etcd → flannel-netconf →
+// step, which also restarts a running unit whose watched files this bundle
+// changed. The builder orders units containerd → etcd → flannel-netconf →
 // flanneld → kube-apiserver → controller-manager → scheduler → kubelet →
-// kube-proxy; Units keeps that order.
+// kube-proxy; Units keeps that order, so an upgrade restarts them in it.
 func Units(units []plan.Unit) []engine.Step {
 	out := []engine.Step{reloadStep{units: units}}
 	for _, u := range units {
 		out = append(out, enableStep{unit: u.Name})
 		if u.Start {
-			out = append(out, startStep{unit: u.Name})
+			out = append(out, startStep{unit: u.Name, watch: u.Watch})
 		}
 	}
 	return out
@@ -224,9 +226,26 @@ func (s enableStep) Verify(ctx context.Context, env *engine.Env) error {
 	return nil
 }
 
-// startStep is `systemctl start <unit>`, waiting for the job's result. A
-// failure carries the unit's last journal lines.
-type startStep struct{ unit string }
+// startStep is `systemctl start <unit>`, waiting for the job's result, and
+// `systemctl restart <unit>` when the unit is already running on files a
+// new bundle replaced. A failure carries the unit's last journal lines.
+//
+// Restart rule: a running unit restarts when a file step of this bundle
+// digest rewrote one of its watched files (plan.Unit.Watch) after the unit
+// last became active (ActiveEnterTimestamp). Both times survive a crash:
+// the file step's time is in the state file, the unit's in systemd, so a
+// run that died between the files and the units restarts on the next run,
+// and once restarted the unit is active since after the change and a third
+// run does nothing. A first install starts units after their files are
+// written, so nothing restarts then. Oneshot units with RemainAfterExit
+// (flannel-netconf, kubebake-network) restart too: that re-runs them, which
+// re-applies what they apply from the new files; it is idempotent.
+// firstboot's own unit is not in the plan's units, so it never restarts
+// the run that is converging it.
+type startStep struct {
+	unit  string
+	watch []string
+}
 
 func (s startStep) ID() string { return "systemd/start/" + s.unit }
 
@@ -235,19 +254,73 @@ func (s startStep) Check(ctx context.Context, env *engine.Env) (engine.Status, e
 	if err != nil {
 		return engine.Status{}, err
 	}
-	if ok {
-		return engine.Status{Converged: true}, nil
+	if !ok {
+		return engine.Status{Diff: []string{"start " + s.unit}}, nil
 	}
-	return engine.Status{Diff: []string{"start " + s.unit}}, nil
+	changed, err := s.changedSince(ctx, env)
+	if err != nil {
+		return engine.Status{}, err
+	}
+	if len(changed) > 0 {
+		return engine.Status{Diff: []string{fmt.Sprintf("restart %s: %s changed", s.unit, strings.Join(changed, ", "))}}, nil
+	}
+	return engine.Status{Converged: true}, nil
 }
 
+// changedSince lists the watched files a file step of this bundle changed
+// at or after the moment the unit last became active, in watch order. Both
+// times are wall-clock (the state file's and systemd's CLOCK_REALTIME), so
+// a clock stepped between them by more than the seconds that separate them
+// can order them wrong: a missed restart, or restarts on each run until the
+// clock passes the file's time. Preflight warns when the clock is not
+// synced.
+func (s startStep) changedSince(ctx context.Context, env *engine.Env) ([]string, error) {
+	if len(s.watch) == 0 || env.ChangedAt == nil {
+		return nil, nil
+	}
+	var changed []string
+	var since time.Time
+	asked := false
+	for _, p := range s.watch {
+		at, ok := env.ChangedAt("file/" + p)
+		if !ok {
+			continue
+		}
+		if !asked { // one D-Bus call, and only when some file changed
+			t, err := env.Systemd.ActiveSince(ctx, s.unit)
+			if err != nil {
+				return nil, err
+			}
+			since, asked = t, true
+		}
+		if !at.Before(since) {
+			changed = append(changed, p)
+		}
+	}
+	return changed, nil
+}
+
+// Apply starts an inactive unit and restarts an active one (Check said it
+// runs on replaced files).
 func (s startStep) Apply(ctx context.Context, env *engine.Env) error {
-	if err := env.Systemd.Start(ctx, s.unit); err != nil {
+	active, err := env.Systemd.Active(ctx, s.unit)
+	if err != nil {
+		return err
+	}
+	if active {
+		err = env.Systemd.Restart(ctx, s.unit)
+	} else {
+		err = env.Systemd.Start(ctx, s.unit)
+	}
+	if err != nil {
 		return withJournal(ctx, env, s.unit, err)
 	}
 	return nil
 }
 
+// Verify checks the unit is active, whether it was started or restarted.
+// The job's "done" already says a restart happened; the timestamps are not
+// compared again, so a clock stepped back at boot cannot fail the run.
 func (s startStep) Verify(ctx context.Context, env *engine.Env) error {
 	ok, err := env.Systemd.Active(ctx, s.unit)
 	if err != nil {

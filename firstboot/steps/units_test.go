@@ -6,8 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kubebake/kubebake/firstboot/engine"
 	"github.com/kubebake/kubebake/firstboot/plan"
@@ -17,13 +19,16 @@ import (
 // Enabled/Active read, every call is recorded.
 type sdFake struct {
 	enabled, active map[string]bool
-	startErr        map[string]error // Start fails with this (and leaves the unit inactive)
+	startErr        map[string]error     // Start or Restart fails with this (and leaves the unit inactive)
+	since           map[string]time.Time // ActiveEnterTimestamp
+	now             time.Time            // the fake's clock: Start and Restart set since to it
 	journal         string
 	calls           []string
 }
 
 func newSDFake() *sdFake {
-	return &sdFake{enabled: map[string]bool{}, active: map[string]bool{}, startErr: map[string]error{}}
+	return &sdFake{enabled: map[string]bool{}, active: map[string]bool{}, startErr: map[string]error{},
+		since: map[string]time.Time{}, now: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
 }
 
 func (f *sdFake) Reload(context.Context) error { f.calls = append(f.calls, "reload"); return nil }
@@ -53,8 +58,23 @@ func (f *sdFake) Start(_ context.Context, u string) error {
 	if err := f.startErr[u]; err != nil {
 		return err
 	}
-	f.active[u] = true
+	f.active[u], f.since[u] = true, f.now
 	return nil
+}
+
+func (f *sdFake) Restart(_ context.Context, u string) error {
+	f.calls = append(f.calls, "restart "+u)
+	f.active[u] = false
+	if err := f.startErr[u]; err != nil {
+		return err
+	}
+	f.active[u], f.since[u] = true, f.now
+	return nil
+}
+
+func (f *sdFake) ActiveSince(_ context.Context, u string) (time.Time, error) {
+	f.calls = append(f.calls, "since "+u)
+	return f.since[u], nil
 }
 
 func (f *sdFake) JournalTail(_ context.Context, u string, n int) (string, error) {
@@ -249,5 +269,221 @@ func TestUnitsStartFailureCarriesJournal(t *testing.T) {
 	sd.active["etcd.service"] = false
 	if err := start.Verify(context.Background(), env); err == nil || !strings.Contains(err.Error(), "bind") {
 		t.Errorf("Verify: %v", err)
+	}
+}
+
+// changedAt stands in for the runner's Env.ChangedAt: file step ID → when
+// it changed the host for this bundle.
+func changedAt(m map[string]time.Time) func(string) (time.Time, bool) {
+	return func(id string) (time.Time, bool) {
+		t, ok := m[id]
+		return t, ok
+	}
+}
+
+func TestUnitsRestartOnChangedWatchedFiles(t *testing.T) {
+	const (
+		kubelet = "kubelet.service"
+		conf    = "/opt/kubernetes/conf/kubelet-config.yaml"
+		cert    = "/opt/kubernetes/certs/kubelet-server.pem"
+		bin     = "/opt/kubernetes/bin/kubelet"
+		other   = "/opt/kubernetes/conf/kube-proxy-config.yaml"
+	)
+	watch := []string{bin, cert, conf, "/etc/systemd/system/kubelet.service"}
+	up := time.Date(2025, 6, 1, 10, 0, 0, 0, time.UTC) // kubelet active since
+	before, after := up.Add(-time.Hour), up.Add(time.Hour)
+	for _, tc := range []struct {
+		name    string
+		active  bool
+		changed map[string]time.Time // file steps of this bundle that changed the host
+		want    []string             // diff; nil: converged
+		calls   []string             // systemd calls of Check and Apply
+	}{
+		{
+			name: "active, a watched file changed after it became active", active: true,
+			changed: map[string]time.Time{"file/" + conf: after, "file/" + other: after},
+			want:    []string{"restart kubelet.service: " + conf + " changed"},
+			calls:   []string{"since kubelet.service", "restart kubelet.service"},
+		},
+		{
+			name: "active, two watched files changed, one before", active: true,
+			changed: map[string]time.Time{"file/" + conf: after, "file/" + bin: after, "file/" + cert: before},
+			want:    []string{"restart kubelet.service: " + bin + ", " + conf + " changed"},
+			calls:   []string{"since kubelet.service", "restart kubelet.service"},
+		},
+		{
+			name: "active, changed before it became active (first install)", active: true,
+			changed: map[string]time.Time{"file/" + conf: before, "file/" + cert: before},
+			calls:   []string{"since kubelet.service"},
+		},
+		{
+			name: "active, only an unwatched file changed", active: true,
+			changed: map[string]time.Time{"file/" + other: after},
+		},
+		{
+			name: "active, nothing changed", active: true,
+		},
+		{
+			name: "inactive: started as before, not restarted", active: false,
+			changed: map[string]time.Time{"file/" + conf: after},
+			want:    []string{"start kubelet.service"},
+			calls:   []string{"start kubelet.service"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sd := newSDFake()
+			sd.enabled[kubelet], sd.active[kubelet] = true, tc.active
+			if tc.active {
+				sd.since[kubelet] = up
+			}
+			sd.now = after.Add(time.Minute)
+			env := sdEnv(t, sd)
+			env.ChangedAt = changedAt(tc.changed)
+			start := Units([]plan.Unit{{Name: kubelet, Start: true, Watch: watch}})[2]
+			ctx := context.Background()
+
+			st, err := start.Check(ctx, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Converged != (tc.want == nil) || !reflect.DeepEqual(st.Diff, tc.want) {
+				t.Fatalf("Check = %+v, want diff %q", st, tc.want)
+			}
+			if !st.Converged {
+				if err := start.Apply(ctx, env); err != nil {
+					t.Fatal(err)
+				}
+				if err := start.Verify(ctx, env); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !reflect.DeepEqual(sd.calls, tc.calls) { // the fake records no Active calls
+				t.Errorf("systemd calls %q, want %q", sd.calls, tc.calls)
+			}
+			// The next run (the same records, the unit now active since
+			// after them) has nothing to do.
+			st, err = start.Check(ctx, env)
+			if err != nil || !st.Converged {
+				t.Errorf("Check after: %+v, %v; want converged", st, err)
+			}
+		})
+	}
+}
+
+func TestUnitsNoChangeHookNoRestart(t *testing.T) {
+	sd := newSDFake()
+	sd.active["kubelet.service"] = true
+	env := sdEnv(t, sd) // ChangedAt nil: steps run outside the runner
+	start := Units([]plan.Unit{{Name: "kubelet.service", Start: true, Watch: []string{"/etc/x"}}})[2]
+	if st, err := start.Check(context.Background(), env); err != nil || !st.Converged || len(sd.calls) != 0 {
+		t.Errorf("Check = %+v, %v, calls %q; want converged, no calls", st, err, sd.calls)
+	}
+}
+
+func TestUnitsRestartFailureCarriesJournal(t *testing.T) {
+	sd := newSDFake()
+	sd.active["kubelet.service"] = true
+	jobErr := errors.New(`restart kubelet.service: job result "failed"`)
+	sd.startErr["kubelet.service"] = jobErr
+	sd.journal = "kubelet[901]: failed to load kubelet config file: invalid configuration\n"
+	env := sdEnv(t, sd)
+	env.ChangedAt = changedAt(map[string]time.Time{"file//opt/kubernetes/conf/kubelet-config.yaml": sd.now})
+	start := Units([]plan.Unit{{Name: "kubelet.service", Start: true, Watch: []string{"/opt/kubernetes/conf/kubelet-config.yaml"}}})[2]
+	ctx := context.Background()
+	if st, err := start.Check(ctx, env); err != nil || st.Converged {
+		t.Fatalf("Check = %+v, %v; want a restart", st, err)
+	}
+	err := start.Apply(ctx, env)
+	if !errors.Is(err, jobErr) {
+		t.Fatalf("Apply: %v, want it to wrap the job error", err)
+	}
+	for _, s := range []string{"invalid configuration", "journal lines of kubelet.service"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error lacks %q:\n%s", s, err)
+		}
+	}
+	if err := start.Verify(ctx, env); err == nil || !strings.Contains(err.Error(), "invalid configuration") {
+		t.Errorf("Verify after a failed restart: %v", err)
+	}
+}
+
+// TestUpgradeRestartsThroughRunner walks a new bundle's files and units
+// with the real runner: the dry run shows the restart, a run that stops
+// after the files restarts on the next run, and the run after that does
+// nothing. Only the file whose bytes change counts.
+func TestUpgradeRestartsThroughRunner(t *testing.T) {
+	needRoot(t)
+	const (
+		unit = "kubelet.service"
+		conf = "/opt/kubernetes/conf/kubelet-config.yaml"
+		same = "/opt/kubernetes/certs/ca.pem"
+	)
+	env := fileEnv(t, []testFile{{dest: conf, content: "new config\n", mode: "0644"}, {dest: same, content: "ca\n", mode: "0644"}})
+	sdWrite(t, env, conf, "old config\n")
+	sdWrite(t, env, same, "ca\n")
+	sd := newSDFake()
+	env.Systemd = sd
+	clock := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	env.Now = func() time.Time { clock = clock.Add(time.Second); return clock }
+	sd.enabled[unit], sd.active[unit], sd.since[unit] = true, true, clock.Add(-time.Hour) // running the old bundle
+	sd.now = clock.Add(time.Hour)                                                         // when a restart happens
+	fs, err := Files(env.Manifest.Files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := append(fs, Units([]plan.Unit{{Name: unit, Start: true, Watch: []string{same, conf}}})...)
+	ctx := context.Background()
+	restart := "restart kubelet.service: " + conf + " changed"
+	outcome := func(res engine.Result) (string, []string) {
+		for _, s := range res.Steps {
+			if s.ID == "systemd/start/"+unit {
+				return s.Outcome, s.Diff
+			}
+		}
+		t.Fatalf("no start step in %+v", res)
+		return "", nil
+	}
+
+	var log strings.Builder
+	res, err := engine.Run(ctx, env, steps, engine.RunOptions{Digest: "sha256:new", DryRun: true, Log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, d := outcome(res); o != engine.OutcomeWouldChange || !reflect.DeepEqual(d, []string{restart}) {
+		t.Fatalf("dry run: %s %q, want %q", o, d, restart)
+	}
+	if !strings.Contains(log.String(), "        "+restart+"\n") {
+		t.Errorf("dry run log lacks the restart:\n%s", log.String())
+	}
+
+	if slices.Contains(sd.calls, "restart "+unit) {
+		t.Fatalf("the dry run restarted: %q", sd.calls)
+	}
+	sd.calls = nil
+
+	// Dies after the files: the unit still runs the old config.
+	if _, err := engine.Run(ctx, env, steps, engine.RunOptions{Digest: "sha256:new", StopAfter: len(fs)}); !errors.Is(err, engine.ErrStoppedForTest) {
+		t.Fatal(err)
+	}
+	if len(sd.calls) != 0 {
+		t.Fatalf("systemd calls before the units: %q", sd.calls)
+	}
+	res, err = engine.Run(ctx, env, steps, engine.RunOptions{Digest: "sha256:new"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, d := outcome(res); o != engine.OutcomeChanged || !reflect.DeepEqual(d, []string{restart}) {
+		t.Fatalf("run after the crash: %s %q, want changed %q", o, d, restart)
+	}
+	if !slices.Contains(sd.calls, "restart "+unit) {
+		t.Fatalf("no restart: %q", sd.calls)
+	}
+	sd.calls = nil
+	res, err = engine.Run(ctx, env, steps, engine.RunOptions{Digest: "sha256:new"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Count(engine.OutcomeChanged) != 0 || slices.Contains(sd.calls, "restart "+unit) {
+		t.Fatalf("third run changed %d steps, calls %q", res.Count(engine.OutcomeChanged), sd.calls)
 	}
 }
