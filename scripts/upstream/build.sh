@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/upstream/build.sh — build the real upstream artifacts of bundle-spec.yaml's
-# versions from the Go module proxy (and Debian, for runc: cgo + libseccomp),
-# cache them outside the repo keyed by version, and lay them out under
+# versions from the Go module proxy (runc with cgo against Debian's static
+# libseccomp), cache them outside the repo keyed by version, and lay them out under
 # <cache>/www/ exactly as the official download sites do (URL minus scheme).
 #
 #   scripts/upstream/build.sh [component ...]   # default: all
@@ -111,6 +111,24 @@ newmod() {
 }
 
 sha256hex() { sha256sum "$1" | cut -d' ' -f1; }
+
+# need_debs <package>...: Debian build dependencies of the cgo builds (flannel,
+# runc). Missing ones are installed with apt-get (root only; this machine's one
+# package source), else the build stops and says what to install.
+need_debs() {
+	local p miss=()
+	for p in "$@"; do
+		dpkg-query -W -f '${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || miss+=("$p")
+	done
+	[[ ${#miss[@]} -gt 0 ]] || return 0
+	local cmd="apt-get install -y --no-install-recommends ${miss[*]}"
+	[[ $(id -u) -eq 0 ]] || die "missing build dependencies (Debian packages): ${miss[*]}; run as root: $cmd"
+	log "installing build dependencies (Debian packages): ${miss[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -qq --no-install-recommends "${miss[@]}" >/dev/null ||
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends "${miss[@]}" >/dev/null; } ||
+		die "could not install ${miss[*]} ($cmd)"
+}
 
 # ---------------------------------------------------------------- Kubernetes
 build_kubernetes() {
@@ -269,6 +287,7 @@ func (*Client) CreateRoutes(*CreateRoutesRequest) (*CreateRoutesResponse, error)
 GO
 	printf '\nrequire github.com/flannel-io/flannel %s\n\nreplace %s => ./tencentvpc-stub\n' "$v" "$TENCENT_VPC" >>"$work/go.mod"
 	log "flannel: local replace $TENCENT_VPC => ./tencentvpc-stub (the proxy refuses it)"
+	need_debs gcc libc6-dev
 	log "flannel: compiling github.com/flannel-io/flannel@$v (CGO_ENABLED=1, static)"
 	(cd "$work" && CGO_ENABLED=1 go build -mod=mod \
 		-ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$v -extldflags -static" \
@@ -392,6 +411,62 @@ build_containerd() {
 	echo "$CONTAINERD_MODULE $v from the Go module proxy (static: CGO_ENABLED=0, tags $CONTAINERD_TAGS; no btrfs snapshotter)" >"$out/PROVENANCE"
 }
 
+# ---------------------------------------------------------------- runc
+# runc at the spec's version from the Go module proxy, built static as its
+# Makefile's `make static` does on amd64 (what script/release_build.sh runs to
+# make upstream's runc.amd64): CGO_ENABLED=1 (libcontainer/nsenter is C, and
+# the seccomp tag links libseccomp), tags "seccomp urfave_cli_no_docs netgo
+# osusergo", -buildmode=pie -ldflags "-X main.gitCommit=<commit> -linkmode
+# external -extldflags -static-pie" (v1.3's Makefile links amd64 static-pie,
+# not plain -static), plus release_build.sh's EXTRA_FLAGS -a (so the link
+# cannot reuse cgo objects built against other libseccomp headers) and
+# EXTRA_LDFLAGS "-w -s -buildid=". libseccomp is Debian 12's libseccomp.a
+# (libseccomp-dev, found through pkg-config as the Makefile does), where
+# upstream's release builds libseccomp 2.6.0 from source: `runc --version`
+# prints Debian's libseccomp version. The version string is runc's embedded
+# VERSION file (main.version is //go:embed since 1.2, not an -X); gitCommit is
+# the tag's commit when the proxy's .info names one (it does not today: then
+# it stays empty and --version prints no commit line). Served as upstream does:
+# runc.amd64 and runc.sha256sum in sha256sum format. If the proxy refuses that
+# version, Debian's runc is repackaged instead (loud banner, PROVENANCE says
+# Debian; cached like any other build: delete its .complete to try again).
+RUNC_MODULE=github.com/opencontainers/runc
+RUNC_TAGS="seccomp urfave_cli_no_docs netgo osusergo"
+RUNC_RECIPE="source: $RUNC_MODULE, make static: CGO_ENABLED=1, static-pie, tags $RUNC_TAGS"
+build_runc() {
+	local work=$1 out=$2 v=$3
+	local why=""
+	if ! why=$(cd "$CACHE" && go mod download -json "$RUNC_MODULE@$v" 2>&1); then
+		warn "runc $v: the Go module proxy refuses $RUNC_MODULE@$v:"
+		printf '    %s\n' "$(python3 -c 'import json,sys; print(json.loads(sys.stdin.read()).get("Error",""))' <<<"$why" 2>/dev/null || echo "$why")" >&2
+		build_runc_debian "$@"
+		return
+	fi
+	need_debs gcc libc6-dev pkg-config libseccomp-dev
+	local sv sd
+	sv=$(pkg-config --modversion libseccomp) || die "runc: pkg-config finds no libseccomp"
+	sd=$(dpkg-query -W -f '${Version}' libseccomp-dev)
+	[[ -f $(pkg-config --variable=libdir libseccomp)/libseccomp.a ]] || die "runc: no libseccomp.a (libseccomp-dev $sd)"
+	newmod "$work" runc
+	(cd "$work" && go get "$RUNC_MODULE@$v")
+	local hash; hash=$(modinfo "$RUNC_MODULE" "$v" Hash)
+	local ld="-X main.gitCommit=$hash -linkmode external -extldflags -static-pie -w -s -buildid="
+	log "runc: compiling $RUNC_MODULE@$v (make static: CGO_ENABLED=1, -buildmode=pie, static-pie, tags: $RUNC_TAGS; libseccomp $sv, Debian libseccomp-dev $sd)"
+	(cd "$work" && CGO_ENABLED=1 go build -mod=mod -a -buildmode=pie -tags "$RUNC_TAGS" -ldflags "$ld" \
+		-o "$out/runc.amd64" "$RUNC_MODULE")
+	chmod 0755 "$out/runc.amd64"
+	# Static: no program interpreter, no shared libraries (runs on CentOS 7's glibc 2.17).
+	if readelf -lW "$out/runc.amd64" | grep -q 'program interpreter' || readelf -dW "$out/runc.amd64" | grep -q '(NEEDED)'; then
+		die "runc: $out/runc.amd64 is not static"
+	fi
+	local got; got=$("$out/runc.amd64" --version)
+	[[ $(head -1 <<<"$got") == "runc version ${v#v}" ]] || die "runc: --version says '$(head -1 <<<"$got")', want ${v#v}"
+	grep -qx "libseccomp: $sv" <<<"$got" || die "runc: --version names no libseccomp $sv: $got"
+	log "runc: $(tr '\n' ' ' <<<"$got")"
+	(cd "$out" && sha256sum runc.amd64 >runc.sha256sum)
+	echo "$RUNC_MODULE $v from the Go module proxy (static-pie as make static: CGO_ENABLED=1, tags $RUNC_TAGS; libseccomp $sv from Debian libseccomp-dev $sd)" >"$out/PROVENANCE"
+}
+
 # ---------------------------------------------------------------- CNI plugins
 # containernetworking/plugins at the spec's version from the Go module proxy
 # (served though `go list -m -versions` does not list v1.8.0), built as its
@@ -442,9 +517,9 @@ cnitar() { # cnitar <tree> <RFC3339 time> <out> <version>: upstream's flat ./ ta
 }
 
 # ---------------------------------------------------------------- Debian
-# runc needs cgo and libseccomp: Debian's package (whatever version apt has)
-# is repackaged in upstream's layout. THE VERSION DIFFERS from the spec's.
-# (Also the fallback for the CNI plugins, and the static busybox for images.)
+# Debian's packages: the fallbacks for runc and the CNI plugins when the proxy
+# refuses their version (repackaged in upstream's layout; THE VERSION THEN
+# DIFFERS from the spec's), and the static busybox for the images.
 debver() { apt-cache policy "$1" | awk '/Candidate:/ {print $2}'; }
 debfetch() { # debfetch <pkg> <dir>: apt-get download + dpkg-deb -x into <dir>/root
 	local pkg=$1 dir=$2
@@ -456,7 +531,7 @@ debfetch() { # debfetch <pkg> <dir>: apt-get download + dpkg-deb -x into <dir>/r
 debian_banner() { # debian_banner <component> <spec version> <debian package> <debian version>
 	warn "$1: DEBIAN'S BUILD, NOT UPSTREAM'S: Debian package $3 $4 served under upstream's file names for $1 $2."
 }
-build_runc() {
+build_runc_debian() {
 	local work=$1 out=$2 v=$3 dv
 	dv=$(debfetch runc "$work")
 	debian_banner runc "$v" runc "$dv"
@@ -634,13 +709,14 @@ provenance() {
 	echo "  kubernetes $K8S_VERSION (6 binaries), etcd $ETCD_VERSION, coredns $COREDNS_VERSION, flannel $FLANNEL_VERSION (tencent-vpc backend stubbed), pause $PAUSE_VERSION (scripts/upstream/pause)"
 	echo "  flannel-cni-plugin $FLANNEL_CNI_VERSION: $(cat "$CACHE/flannel-cni-plugin/$FLANNEL_CNI_VERSION/out/PROVENANCE" 2>/dev/null || echo '?')"
 	local deb=() line
-	for p in containerd/$CONTAINERD_VERSION cni-plugins/$CNI_VERSION; do
+	for p in containerd/$CONTAINERD_VERSION runc/$RUNC_VERSION cni-plugins/$CNI_VERSION; do
 		line=$(cat "$CACHE/$p/out/PROVENANCE" 2>/dev/null || echo "$p: not built")
 		if [[ $line == Debian* ]]; then deb+=("$line"); else echo "  $line"; fi
 	done
-	deb+=("$(cat "$CACHE/runc/$RUNC_VERSION/out/PROVENANCE" 2>/dev/null || echo "runc/$RUNC_VERSION: not built")")
-	echo "DEBIAN'S BUILDS at DEBIAN'S VERSIONS, served under upstream's file names for the spec's versions:"
-	for line in "${deb[@]}"; do echo "  $line"; done
+	if [[ ${#deb[@]} -gt 0 ]]; then
+		echo "DEBIAN'S BUILDS at DEBIAN'S VERSIONS, served under upstream's file names for the spec's versions:"
+		for line in "${deb[@]}"; do echo "  $line"; done
+	fi
 	echo "Unavailable:"
 	sed 's/^/  /' "$CACHE/traefik/$TRAEFIK_VERSION/out/UNAVAILABLE" 2>/dev/null || echo "  traefik $TRAEFIK_VERSION: not tried yet"
 }
@@ -660,7 +736,7 @@ main() {
 		flannel-cni-plugin) step flannel-cni-plugin "$FLANNEL_CNI_VERSION" build_flannel_cni_plugin ;;
 		pause) step pause "$PAUSE_VERSION" build_pause ;;
 		containerd) step containerd "$CONTAINERD_VERSION" build_containerd "$CONTAINERD_RECIPE" ;;
-		runc) step runc "$RUNC_VERSION" build_runc ;;
+		runc) step runc "$RUNC_VERSION" build_runc "$RUNC_RECIPE" ;;
 		cni-plugins) step cni-plugins "$CNI_VERSION" build_cni_plugins "$CNI_RECIPE" ;;
 		busybox) step busybox debian build_busybox ;;
 		traefik) step traefik "$TRAEFIK_VERSION" build_traefik ;;
