@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubebake/kubebake/internal/bundletest"
 )
 
 const childEnv = "BAKE_TEST_CHILD"
@@ -135,49 +137,6 @@ func fifoEntry(path string) Entry {
 	return Entry{Name: "rootfs/opt/cni/bin/flannel", Mode: 0o755, SHA256: sum(b), Size: fifoSize, Path: path}
 }
 
-type tarFile struct {
-	hdr  *tar.Header
-	data []byte
-}
-
-func readBundle(t *testing.T, path string) []tarFile {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	var out []tarFile
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, tarFile{h, b})
-	}
-	// Nothing but zero blocks after the end of the archive.
-	rest, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rest) != 0 && bytes.Count(rest, []byte{0}) != len(rest) {
-		t.Errorf("%s: %d non-zero bytes after the archive", path, len(rest))
-	}
-	return out
-}
-
 func countMembers(t *testing.T, path string) int {
 	t.Helper()
 	f, err := os.Open(path)
@@ -237,10 +196,10 @@ func TestRoundTrip(t *testing.T) {
 		for _, e := range bundles[i].Entries {
 			want[e.Name] = e
 		}
-		files := readBundle(t, r.Path)
+		files := bundletest.Entries(t, r.Path)
 		var names []string
 		for _, f := range files {
-			h := f.hdr
+			h := f.Header
 			names = append(names, strings.TrimSuffix(h.Name, "/"))
 			if h.Uid != 0 || h.Gid != 0 || h.Uname != "root" || h.Gname != "root" {
 				t.Errorf("%s: owner %d/%d %s/%s", h.Name, h.Uid, h.Gid, h.Uname, h.Gname)
@@ -270,7 +229,7 @@ func TestRoundTrip(t *testing.T) {
 				if h.Mode != wantMode {
 					t.Errorf("%s: mode %#o, want %#o", h.Name, h.Mode, wantMode)
 				}
-				if sum(f.data) != e.SHA256 {
+				if sum(f.Data) != e.SHA256 {
 					t.Errorf("%s: content differs", h.Name)
 				}
 				delete(want, h.Name)
@@ -448,7 +407,7 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("progress %+v, want 3 members compressed once each, 20 bundles", last)
 	}
 	for _, r := range res {
-		if got := len(readBundle(t, r.Path)); got < 10 {
+		if got := len(bundletest.Entries(t, r.Path)); got < 10 {
 			t.Errorf("%s: %d entries", r.Name, got)
 		}
 	}
@@ -613,8 +572,8 @@ func TestSourceFailsMidStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := readBundle(t, res[1].Path)
-	if !slices.ContainsFunc(files, func(f tarFile) bool { return f.hdr.Name == e.Name && sum(f.data) == e.SHA256 }) {
+	files := bundletest.Entries(t, res[1].Path)
+	if !slices.ContainsFunc(files, func(f bundletest.Entry) bool { return f.Header.Name == e.Name && sum(f.Data) == e.SHA256 }) {
 		t.Errorf("rerun bundle lacks %s", e.Name)
 	}
 }
@@ -674,7 +633,7 @@ func TestKilled(t *testing.T) {
 			if b == "hdss7-22" {
 				t.Errorf("%s.tar.gz exists after the kill", b)
 			} else {
-				readBundle(t, filepath.Join(out, b+".tar.gz"))
+				bundletest.Entries(t, filepath.Join(out, b+".tar.gz"))
 			}
 		}
 	}
@@ -720,7 +679,7 @@ func TestKilled(t *testing.T) {
 	if tmps := tempFiles(t, out, cache); len(tmps) != 0 {
 		t.Errorf("stale temporaries not removed: %v", tmps)
 	}
-	readBundle(t, filepath.Join(out, "hdss7-22.tar.gz"))
+	bundletest.Entries(t, filepath.Join(out, "hdss7-22.tar.gz"))
 }
 
 func TestInvalid(t *testing.T) {

@@ -1,11 +1,7 @@
 package build
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,38 +11,8 @@ import (
 	"github.com/kubebake/kubebake/builder/spec"
 	"github.com/kubebake/kubebake/builder/verify"
 	"github.com/kubebake/kubebake/firstboot/plan"
+	"github.com/kubebake/kubebake/internal/bundletest"
 )
-
-// bundleFile reads one file of a bundle (its bundle path, e.g. rootfs/…).
-func bundleFile(t *testing.T, bundle, name string) []byte {
-	t.Helper()
-	f, err := os.Open(bundle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			t.Fatalf("%s: no %s", bundle, name)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Name == name {
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b
-		}
-	}
-}
 
 // TestAddonsBundle: the first master's bundle carries the add-on
 // manifests, kubectl, an admin kubeconfig for the local apiserver and the
@@ -91,7 +57,7 @@ func TestAddonsBundle(t *testing.T) {
 		if !ok || !kc.Secret || kc.Mode != "0600" {
 			t.Fatalf("kubeconfig %s: %+v", a.Kubeconfig, kc)
 		}
-		body := string(bundleFile(t, filepath.Join(out, host+".tar.gz"), plan.SourceFor(a.Kubeconfig)))
+		body := string(bundletest.File(t, filepath.Join(out, host+".tar.gz"), plan.SourceFor(a.Kubeconfig)))
 		if !strings.Contains(body, "server: https://127.0.0.1:6443") || !strings.Contains(body, "client-key-data:") {
 			t.Errorf("add-ons kubeconfig does not target the local apiserver as admin:\n%s", firstLines(body, 8))
 		}
@@ -162,14 +128,14 @@ func TestAddonsPullSecret(t *testing.T) {
 			if !found {
 				t.Fatal("no pull secret in hdss7-21's bundle")
 			}
-			if mj := bundleFile(t, bundle, plan.ManifestName); strings.Contains(string(mj), pass) {
+			if mj := bundletest.File(t, bundle, plan.ManifestName); strings.Contains(string(mj), pass) {
 				t.Error("bundle.json holds the password")
 			}
-			sec := string(bundleFile(t, bundle, plan.SourceFor(render.PullSecretFile)))
+			sec := string(bundletest.File(t, bundle, plan.SourceFor(render.PullSecretFile)))
 			if !strings.Contains(sec, "kubernetes.io/dockerconfigjson") || strings.Contains(sec, pass) {
 				t.Errorf("pull secret: want base64 data, no plain password:\n%s", firstLines(sec, 12))
 			}
-			coredns := string(bundleFile(t, bundle, plan.SourceFor(render.AddonsDir+"/20-coredns.yaml")))
+			coredns := string(bundletest.File(t, bundle, plan.SourceFor(render.AddonsDir+"/20-coredns.yaml")))
 			if !strings.Contains(coredns, "imagePullSecrets:\n        - name: harbor") {
 				t.Error("CoreDNS does not pull with the secret")
 			}

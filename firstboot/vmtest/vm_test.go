@@ -15,7 +15,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"debug/elf"
@@ -43,6 +42,7 @@ import (
 	"github.com/kubebake/kubebake/builder/build"
 	"github.com/kubebake/kubebake/builder/spec"
 	"github.com/kubebake/kubebake/firstboot/plan"
+	"github.com/kubebake/kubebake/internal/bundletest"
 	"github.com/kubebake/kubebake/internal/qemutest"
 	"github.com/kubebake/kubebake/internal/standin"
 )
@@ -263,7 +263,7 @@ func bakeBundle(t *testing.T, work string, fb []byte) (string, *plan.Manifest) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(work, "bundle")
-	untar(t, filepath.Join(out, hostName+".tar.gz"), dir)
+	bundletest.Untar(t, filepath.Join(out, hostName+".tar.gz"), dir)
 
 	mf, err := os.Open(filepath.Join(dir, plan.ManifestName))
 	if err != nil {
@@ -386,53 +386,6 @@ func writeSums(t *testing.T, dir string) {
 	sort.Slice(lines, func(i, j int) bool { return lines[i][66:] < lines[j][66:] })
 	if err := os.WriteFile(filepath.Join(dir, plan.SumsName), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func untar(t *testing.T, archive, dir string) {
-	t.Helper()
-	f, err := os.Open(archive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := filepath.Clean(h.Name)
-		if strings.HasPrefix(name, "..") || filepath.IsAbs(name) {
-			t.Fatalf("bundle entry %q escapes", h.Name)
-		}
-		p := filepath.Join(dir, name)
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, b, os.FileMode(h.Mode)&0o7777); err != nil {
-				t.Fatal(err)
-			}
-		default:
-			t.Fatalf("bundle entry %q: unexpected type %c", h.Name, h.Typeflag)
-		}
 	}
 }
 
