@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
 FIRSTBOOT := builder/firstbootbin/bin/firstboot
 LDFLAGS := -s -w -X github.com/kubebake/kubebake/builder/cmd.Version=$(VERSION)
 
-.PHONY: all build firstboot test lint demo demo-standins upstream bench clean
+.PHONY: all build firstboot test lint demo demo-standins upstream bench clean e2e
 
 all: build
 
@@ -37,6 +37,14 @@ demo: build
 demo-standins: build
 	./scripts/demo-standins.sh
 
+# The end-to-end test (e2e/, root only): the build of scripts/demo.sh into
+# e2e/out, hosts on a private bridge in a network namespace (systemd-nspawn
+# for lb/dns/etcd/ops), firstboot, assertions, a second boot. Caches live in
+# ~/.cache/kubebake-e2e and ~/.cache/kubebake-upstream (the first run builds
+# the offline upstream: ~20 min). Not part of `make test`.
+e2e: build
+	KUBEBAKE_E2E=1 $(GO) test -count=1 -timeout 60m -v ./e2e/
+
 # Build (or reuse) the offline upstream and start it; scripts/upstream/down.sh stops it.
 upstream:
 	./scripts/upstream/up.sh
@@ -51,4 +59,4 @@ bench: build
 	$(GO) run ./scripts/benchmirror
 
 clean:
-	rm -rf bin demo demo-standins $(FIRSTBOOT)
+	rm -rf bin demo demo-standins e2e/out $(FIRSTBOOT)
