@@ -50,7 +50,11 @@ func Plan(s *spec.Spec, h spec.Host) (plan.Plan, error) {
 	}
 	for _, name := range startOrder {
 		if r.runs(name) {
-			p.Units = append(p.Units, plan.Unit{Name: name, Start: true})
+			u := plan.Unit{Name: name, Start: true}
+			if name == UnitEtcd {
+				u.StartTimeout = EtcdStartTimeout
+			}
+			p.Units = append(p.Units, u)
 		}
 	}
 	p.Health = r.health()
@@ -196,6 +200,13 @@ func rejectRemoval() []plan.IPTablesOp {
 			Why: "iptables-services' default REJECT drops forwarded pod traffic between nodes (seed removes it)"},
 	}
 }
+
+// EtcdStartTimeout is how long firstboot waits for etcd's start job.
+// etcd (Type=notify) reports ready only once a quorum of members has
+// formed, and its peers are other hosts, installed and booted at their own
+// pace; firstboot's 5-minute default would fail the first of them to boot.
+// Past this, firstboot fails and the next boot tries again.
+const EtcdStartTimeout = "1h"
 
 // startOrder is the order units start in; a host runs a subset.
 var startOrder = []string{

@@ -142,7 +142,8 @@ func (s *Systemd) Active(ctx context.Context, unit string) (bool, error) {
 
 // Start enqueues a start job (mode "replace") and waits for its result.
 // Only "done" is success; anything else, or no result before the deadline
-// (the caller's, or DefaultStartTimeout), is an error wrapping ErrJob.
+// (the caller's if it set one, else DefaultStartTimeout), is an error
+// wrapping ErrJob.
 func (s *Systemd) Start(ctx context.Context, unit string) error {
 	return s.job(ctx, "start", unit, s.m.StartUnitContext)
 }
@@ -154,10 +155,14 @@ func (s *Systemd) Restart(ctx context.Context, unit string) error {
 	return s.job(ctx, "restart", unit, s.m.RestartUnitContext)
 }
 
-// job enqueues a job with call and waits for its result.
+// job enqueues a job with call and waits for its result, until the
+// caller's deadline or, when the caller set none, DefaultStartTimeout.
 func (s *Systemd) job(ctx context.Context, verb, unit string, call func(ctx context.Context, name, mode string, ch chan<- string) (int, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, s.startTimeout)
-	defer cancel()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.startTimeout)
+		defer cancel()
+	}
 	// Buffered: go-systemd blocks its signal handling until the result is
 	// read, so a result arriving after we gave up must not block it.
 	ch := make(chan string, 1)

@@ -155,6 +155,14 @@ func TestSystemdStartNoResultTimesOut(t *testing.T) {
 	if err := s.Start(context.Background(), "kubelet.service"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Start with the default timeout elapsed: %v, want DeadlineExceeded", err)
 	}
+	// A caller's deadline replaces the default (etcd waits for its peers
+	// longer than the default allows).
+	start := time.Now()
+	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := s.Start(ctx, "etcd.service"); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) < 150*time.Millisecond {
+		t.Fatalf("Start with the caller's deadline: %v after %v, want DeadlineExceeded after ~200ms, not the 1ns default", err, time.Since(start))
+	}
 }
 
 func TestSystemdEnableDisableReload(t *testing.T) {

@@ -178,6 +178,11 @@ type Unit struct {
 	// within format v1: omitted when empty, so a manifest without it reads
 	// as before (its running units are left running).
 	Watch []string `json:"watch,omitempty"`
+	// StartTimeout (a Go duration) bounds how long firstboot waits for
+	// the unit's start job; empty means firstboot's default (5m). etcd
+	// needs longer: it reports ready only once a quorum of members, booted
+	// on other hosts at their own pace, has formed. Added within format v1.
+	StartTimeout string `json:"startTimeout,omitempty"`
 }
 
 // HealthCheck is a readiness probe run after units start.
@@ -290,6 +295,11 @@ func (m *Manifest) Validate() error {
 			// check only (as plan.addons).
 			case len(m.Files) > 0 && !seen[w]:
 				bad("plan.units[%d].watch[%d] %s: not a file of the bundle", i, j, w)
+			}
+		}
+		if u.StartTimeout != "" {
+			if d, err := time.ParseDuration(u.StartTimeout); err != nil || d <= 0 {
+				bad("plan.units[%d].startTimeout %q: want a positive Go duration (90s, 1h)", i, u.StartTimeout)
 			}
 		}
 	}

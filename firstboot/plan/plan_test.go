@@ -189,3 +189,19 @@ func TestUnitWatch(t *testing.T) {
 		})
 	}
 }
+
+func TestUnitStartTimeout(t *testing.T) {
+	for _, tc := range []struct{ val, want string }{
+		{"1h", ""},
+		{"", ""},
+		{"forever", `plan.units[0].startTimeout "forever": want a positive Go duration`},
+		{"0s", `plan.units[0].startTimeout "0s": want a positive Go duration`},
+	} {
+		m := valid()
+		m.Plan.Units[0].StartTimeout = tc.val
+		err := m.Validate()
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("startTimeout %q: err = %v, want %q", tc.val, err, tc.want)
+		}
+	}
+}

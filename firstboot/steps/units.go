@@ -41,7 +41,7 @@ func Units(units []plan.Unit) []engine.Step {
 	for _, u := range units {
 		out = append(out, enableStep{unit: u.Name})
 		if u.Start {
-			out = append(out, startStep{unit: u.Name, watch: u.Watch})
+			out = append(out, startStep{unit: u.Name, watch: u.Watch, timeout: u.StartTimeout})
 		}
 	}
 	return out
@@ -245,6 +245,9 @@ func (s enableStep) Verify(ctx context.Context, env *engine.Env) error {
 type startStep struct {
 	unit  string
 	watch []string
+	// timeout is plan.Unit.StartTimeout: how long to wait for the job
+	// ("" for the host's default).
+	timeout string
 }
 
 func (s startStep) ID() string { return "systemd/start/" + s.unit }
@@ -307,10 +310,23 @@ func (s startStep) Apply(ctx context.Context, env *engine.Env) error {
 	if err != nil {
 		return err
 	}
+	jctx := ctx
+	if s.timeout != "" {
+		d, err := time.ParseDuration(s.timeout)
+		if err != nil {
+			return fmt.Errorf("%s: start timeout %q: %w", s.unit, s.timeout, err)
+		}
+		var cancel context.CancelFunc
+		jctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+		if env.Log != nil {
+			env.Log.Info("waiting up to " + s.timeout + " for " + s.unit + " to start")
+		}
+	}
 	if active {
-		err = env.Systemd.Restart(ctx, s.unit)
+		err = env.Systemd.Restart(jctx, s.unit)
 	} else {
-		err = env.Systemd.Start(ctx, s.unit)
+		err = env.Systemd.Start(jctx, s.unit)
 	}
 	if err != nil {
 		return withJournal(ctx, env, s.unit, err)

@@ -24,6 +24,7 @@ type sdFake struct {
 	now             time.Time            // the fake's clock: Start and Restart set since to it
 	journal         string
 	calls           []string
+	deadline        map[string]time.Duration // time left on Start's context, when it had a deadline
 }
 
 func newSDFake() *sdFake {
@@ -53,8 +54,14 @@ func (f *sdFake) Disable(_ context.Context, units ...string) error {
 }
 
 func (f *sdFake) Active(_ context.Context, u string) (bool, error) { return f.active[u], nil }
-func (f *sdFake) Start(_ context.Context, u string) error {
+func (f *sdFake) Start(ctx context.Context, u string) error {
 	f.calls = append(f.calls, "start "+u)
+	if d, ok := ctx.Deadline(); ok {
+		if f.deadline == nil {
+			f.deadline = map[string]time.Duration{}
+		}
+		f.deadline[u] = time.Until(d)
+	}
 	if err := f.startErr[u]; err != nil {
 		return err
 	}
@@ -485,5 +492,24 @@ func TestUpgradeRestartsThroughRunner(t *testing.T) {
 	}
 	if res.Count(engine.OutcomeChanged) != 0 || slices.Contains(sd.calls, "restart "+unit) {
 		t.Fatalf("third run changed %d steps, calls %q", res.Count(engine.OutcomeChanged), sd.calls)
+	}
+}
+
+// A unit's StartTimeout becomes the start job's deadline (etcd waits for
+// peers booting elsewhere); without one the host's default applies.
+func TestUnitsStartTimeout(t *testing.T) {
+	f := newSDFake()
+	env := &engine.Env{Systemd: f}
+	steps := Units([]plan.Unit{{Name: "etcd.service", Start: true, StartTimeout: "1h"}, {Name: "kubelet.service", Start: true}})
+	for _, s := range steps[1:] {
+		if err := s.Apply(context.Background(), env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d, ok := f.deadline["etcd.service"]; !ok || d < 59*time.Minute || d > time.Hour {
+		t.Errorf("etcd.service start deadline %v (set %v), want ~1h", d, ok)
+	}
+	if d, ok := f.deadline["kubelet.service"]; ok {
+		t.Errorf("kubelet.service start has a deadline %v; want none from the step (the host's default applies)", d)
 	}
 }
