@@ -7,7 +7,7 @@
 #
 # Idempotent and cached outside the repo in
 #   ${KUBEBAKE_TESTBED_CACHE:-$HOME/.cache/kubebake-testbed}/<key>/
-# keyed by a hash of this script and the kernel version; "stamp" is written
+# keyed by a hash of this script, lib.sh and the kernel version; "stamp" is written
 # last, so a half-built guest is never used. The last line on stdout is
 #   KUBEBAKE_TESTBED_DIR=<dir>
 # holding vmlinux, initramfs.cpio.gz, base.img (ext4, 1G, never written by
@@ -43,30 +43,14 @@
 #     testbed-pre.sh writes one with the REJECT rules of a CentOS install).
 set -euo pipefail
 
-log() { printf 'guest.sh: %s\n' "$*" >&2; }
+. "$(dirname "$0")/lib.sh"
+log() { tb_log guest.sh "$@"; }
 
-[ "$(id -u)" = 0 ] || { log "must run as root (mmdebstrap, chroot, mkfs)"; exit 1; }
-
-PKGS="qemu-system-x86 linux-image-amd64 busybox-static cpio mmdebstrap e2fsprogs kmod xz-utils"
-need_install=
-for c in qemu-system-x86_64 mmdebstrap cpio mkfs.ext4 depmod modprobe xz; do
-	command -v "$c" >/dev/null 2>&1 || need_install=1
-done
-[ -x /bin/busybox ] || need_install=1
-ls /boot/vmlinuz-*-amd64 >/dev/null 2>&1 || need_install=1
-if [ -n "$need_install" ]; then
-	log "installing $PKGS"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >&2
-	apt-get install -y -qq --no-install-recommends $PKGS >&2
-fi
-
-# The newest Debian kernel installed (linux-image-amd64), unless told.
-KVER=${KUBEBAKE_TESTBED_KVER:-$(ls /boot/vmlinuz-*-amd64 | sed 's|/boot/vmlinuz-||' | sort -V | tail -1)}
-[ -f "/boot/vmlinuz-$KVER" ] && [ -d "/lib/modules/$KVER" ] || { log "kernel $KVER: /boot/vmlinuz-$KVER or /lib/modules/$KVER missing"; exit 1; }
+tb_prereqs
+KVER=$(tb_kver)
 
 CACHE=${KUBEBAKE_TESTBED_CACHE:-$HOME/.cache/kubebake-testbed}
-KEY=$( { cat "$0"; echo "$KVER"; } | sha256sum | cut -c1-16)
+KEY=$(tb_key "$0" "$KVER")
 OUT=$CACHE/$KEY
 mkdir -p "$CACHE"
 
@@ -87,40 +71,18 @@ R=$W/rootfs
 
 # Modules a node plan needs (ip_vs family, conntrack, br_netfilter, overlay,
 # iptables legacy nat/filter and its matches), plus virtio for the guest
-# itself. Each is resolved with kmod's modprobe, which lists the module's
-# dependencies and its modules.softdep pre-dependencies in load order.
+# itself.
 NODE_MODS="ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs_nq nf_conntrack br_netfilter overlay
 	ip_tables iptable_nat iptable_filter iptable_mangle xt_MASQUERADE xt_comment xt_conntrack
 	xt_addrtype xt_mark ipt_REJECT nf_nat virtio_net virtio_pci virtio_blk virtio_rng ext4"
-INITRD_MODS="virtio_pci virtio_blk ext4"
-
-resolve() { # modules... -> .ko paths in load order, deduplicated
-	local m
-	for m in "$@"; do
-		modprobe -S "$KVER" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
-	done | awk '!seen[$0]++'
-}
 
 log "mmdebstrap bookworm -> $R"
 mmdebstrap --variant=minbase --include=systemd,systemd-sysv,dbus,iproute2,kmod,udev,iptables,procps,busybox,containerd \
 	bookworm "$R" >&2
 
 log "modules for $KVER"
-MD=/lib/modules/$KVER
-# usrmerged guest: /lib is a link to usr/lib.
-GMD=$R/usr/lib/modules/$KVER
-mkdir -p "$GMD"
-for ko in $(resolve $NODE_MODS); do
-	rel=${ko#$MD/}
-	mkdir -p "$GMD/$(dirname "$rel")"
-	cp "$ko" "$GMD/$rel"
-done
 # Whole netfilter trees too, so iptables/ipvs can autoload what a rule needs.
-for d in kernel/net/netfilter kernel/net/ipv4/netfilter kernel/net/ipv6/netfilter kernel/net/bridge; do
-	[ -d "$MD/$d" ] && mkdir -p "$GMD/$d" && cp -r "$MD/$d/." "$GMD/$d/"
-done
-cp "$MD"/modules.order "$MD"/modules.builtin "$MD"/modules.builtin.modinfo "$GMD/" 2>/dev/null || true
-depmod -b "$R" "$KVER"
+tb_modules "$R" "$KVER" "$NODE_MODS" kernel/net/netfilter kernel/net/ipv4/netfilter kernel/net/ipv6/netfilter kernel/net/bridge
 
 log "guest configuration"
 echo hdss7-21 >"$R/etc/hostname"
@@ -129,11 +91,7 @@ printf '127.0.0.1 localhost\n10.4.7.21 hdss7-21.host.com hdss7-21\n' >"$R/etc/ho
 chroot "$R" update-alternatives --set iptables /usr/sbin/iptables-legacy >&2
 chroot "$R" update-alternatives --set ip6tables /usr/sbin/ip6tables-legacy >&2
 # A readable console.
-ln -sf /dev/null "$R/etc/systemd/system/serial-getty@ttyS0.service"
-ln -sf /dev/null "$R/etc/systemd/system/getty@tty1.service"
-ln -sf /dev/null "$R/etc/systemd/system/systemd-timesyncd.service"
-ln -sf /dev/null "$R/etc/systemd/system/apt-daily.timer"
-ln -sf /dev/null "$R/etc/systemd/system/apt-daily-upgrade.timer"
+tb_quiet_console "$R"
 
 mkdir -p "$R/etc/systemd/network"
 cat >"$R/etc/systemd/network/10-kubebake.network" <<'NET'
@@ -341,60 +299,15 @@ log "base.img"
 mkfs.ext4 -q -F -L kbroot -d "$R" "$W/base.img" 1G
 
 log "vmlinux"
-# The payload of a bzImage: find the xz magic and decompress from there.
-off=$(LC_ALL=C grep -abo $'\xfd7zXZ' "/boot/vmlinuz-$KVER" | head -1 | cut -d: -f1)
-tail -c +$((off + 1)) "/boot/vmlinuz-$KVER" | xz -dc 2>/dev/null >"$W/vmlinux" || true
-[ "$(head -c 4 "$W/vmlinux" | od -An -c | tr -d " ")" = "177ELF" ] || { log "vmlinux extraction failed"; exit 1; }
+tb_vmlinux "$KVER" "$W/vmlinux"
 
 log "initramfs"
-I=$W/initramfs
-mkdir -p "$I/bin" "$I/dev" "$I/proc" "$I/sys" "$I/newroot" "$I/lib/modules"
-cp /bin/busybox "$I/bin/busybox"
-: >"$I/modules.list"
-for ko in $(resolve $INITRD_MODS); do
-	cp "$ko" "$I/lib/modules/"
-	basename "$ko" >>"$I/modules.list"
-done
-cat >"$I/init" <<'INIT'
-#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-for m in $(cat /modules.list); do insmod /lib/modules/$m 2>/dev/null; done
-# The root disk is the virtio disk with serial KBROOT (else /dev/vda).
-root=
-i=0
-while [ -z "$root" ] && [ $i -lt 300 ]; do
-	for s in /sys/block/vd*/serial; do
-		[ -f "$s" ] && [ "$(cat "$s")" = KBROOT ] && root=/dev/$(basename $(dirname "$s"))
-	done
-	[ -z "$root" ] && sleep 0.1
-	i=$((i+1))
-done
-[ -n "$root" ] || root=/dev/vda
-echo "initramfs: root $root"
-if ! mount -t ext4 -o rw "$root" /newroot; then
-	echo "initramfs: cannot mount $root"; sleep 2; poweroff -f; exit 1
-fi
-umount /proc /sys
-mount --move /dev /newroot/dev
-exec switch_root /newroot /sbin/init
-INIT
-chmod 0755 "$I/init"
-(cd "$I" && find . | cpio -o -H newc --quiet | gzip -1) >"$W/initramfs.cpio.gz"
+tb_initramfs "$KVER" "$W" "$W/initramfs.cpio.gz"
 
 echo "console=ttyS0 rw panic=-1 loglevel=4 net.ifnames=1 systemd.show_status=auto" >"$W/cmdline"
 echo "$KVER" >"$W/kver"
 
-rm -rf "$R" "$I"
-rm -rf "$OUT"
-# Guests of older script versions or kernels are not used again.
-for old in "$CACHE"/*/stamp; do
-	[ -f "$old" ] && [ "$(dirname "$old")" != "$OUT" ] && rm -rf "$(dirname "$old")"
-done
-mkdir -p "$OUT"
-mv "$W/vmlinux" "$W/initramfs.cpio.gz" "$W/base.img" "$W/cmdline" "$W/kver" "$OUT/"
-echo "built $(date -u +%FT%TZ) in $(( $(date +%s) - START ))s kernel $KVER" >"$OUT/stamp"
+rm -rf "$R"
+tb_publish "$CACHE" "$OUT" "$W" "$START" vmlinux initramfs.cpio.gz base.img cmdline kver
 log "built $OUT in $(( $(date +%s) - START ))s"
 echo "KUBEBAKE_TESTBED_DIR=$OUT"
