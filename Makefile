@@ -42,6 +42,8 @@ demo-standins: build
 # for lb/dns/etcd/ops), firstboot, assertions, a second boot. Caches live in
 # ~/.cache/kubebake-e2e and ~/.cache/kubebake-upstream (the first run builds
 # the offline upstream: ~20 min). Not part of `make test`.
+# KUBEBAKE_E2E_NODES=1 also boots the nodes hdss7-21/22 as QEMU (TCG) guests:
+# etcd reaches quorum ~13 min in; the rest of the cluster is not asserted yet.
 e2e: build
 	KUBEBAKE_E2E=1 $(GO) test -count=1 -timeout 60m -v ./e2e/
 

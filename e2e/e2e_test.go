@@ -18,8 +18,17 @@
 //	firstboot, assertions, second boot (a no-op for firstboot)
 //
 // The nodes hdss7-21 and hdss7-22 need ip_vs, which this machine's kernel
-// lacks: they are QEMU guests (e2e/qemuhost) and the assertions that need
-// them (etcd cluster health, the control plane, pods) come with that side.
+// lacks: they are QEMU/TCG guests (e2e/qemuhost), booted in parallel with
+// the nspawn hosts, only with KUBEBAKE_E2E_NODES=1 for now (opt-in: under
+// TCG on 2 cores their firstboot alone takes ~13 min to reach etcd and
+// more to finish; see issue 7):
+//
+//	KUBEBAKE_E2E_NODES=1 make e2e
+//
+// Their phases: the guest agent answering, firstboot reaching etcd, etcd
+// quorum (etcdctl endpoint health --cluster), kube-apiserver /readyz on
+// both, their firstboot done; each assertion logs its time after QEMU
+// started.
 //
 // It runs only as root with KUBEBAKE_E2E=1 or CI_E2E=1 (make e2e); with
 // either set, a missing tool fails the test instead of skipping it. On
@@ -47,6 +56,7 @@ import (
 	"github.com/kubebake/kubebake/builder/spec"
 	"github.com/kubebake/kubebake/e2e/bed"
 	"github.com/kubebake/kubebake/e2e/nspawnhost"
+	"github.com/kubebake/kubebake/e2e/qemuhost"
 	"github.com/kubebake/kubebake/firstboot/plan"
 )
 
@@ -55,6 +65,15 @@ const repoRoot = ".."
 // nspawnHosts are the seed's hosts whose roles need no kernel module this
 // machine lacks.
 var nspawnHosts = []string{"hdss7-11", "hdss7-12", "hdss7-200"}
+
+// nodeHosts are the etcd + master + node hosts: QEMU/TCG guests
+// (e2e/qemuhost), because their roles load ip_vs. Opt-in for now with
+// KUBEBAKE_E2E_NODES=1: under TCG on 2 cores they take longer than one
+// `make e2e` should (see the timings in issue 7), and without them the
+// driver stays green for the three nspawn hosts.
+var nodeHosts = []string{"hdss7-21", "hdss7-22"}
+
+func withNodes() bool { return os.Getenv("KUBEBAKE_E2E_NODES") == "1" }
 
 func gate(t *testing.T) {
 	t.Helper()
@@ -77,19 +96,23 @@ func gate(t *testing.T) {
 
 // run is one test run's shared state.
 type run struct {
-	t      *testing.T
-	start  time.Time
-	cache  string // ~/.cache/kubebake-e2e
-	env    map[string]string
-	spec   *spec.Spec
-	net    bed.Network
-	hosts  map[string]bed.Host // every booted host, by the spec's name
-	ops    *nspawnhost.Host    // hdss7-200: the site's Harbor joins its network namespace
-	order  []string
-	harbor *exec.Cmd
-	logs   string // where logs are gathered on failure
-	mu     sync.Mutex
-	times  []string
+	t     *testing.T
+	start time.Time
+	cache string // ~/.cache/kubebake-e2e
+	env   map[string]string
+	spec  *spec.Spec
+	net   bed.Network
+	hosts map[string]bed.Host       // every booted host, by the spec's name
+	ops   *nspawnhost.Host          // hdss7-200: the site's Harbor joins its network namespace
+	nodes map[string]*qemuhost.Host // the QEMU hosts (KUBEBAKE_E2E_NODES=1)
+
+	nodeBoot      chan error // one result per node host's Boot
+	nodeBootStart time.Time
+	order         []string
+	harbor        *exec.Cmd
+	logs          string // where logs are gathered on failure
+	mu            sync.Mutex
+	times         []string
 }
 
 func (r *run) phase(name string, f func()) {
@@ -124,7 +147,7 @@ func TestEndToEnd(t *testing.T) {
 		cache = filepath.Join(home, ".cache", "kubebake-e2e")
 	}
 	r := &run{
-		t: t, start: time.Now(), cache: cache, net: bed.Seed(), hosts: map[string]bed.Host{},
+		t: t, start: time.Now(), cache: cache, net: bed.Seed(), hosts: map[string]bed.Host{}, nodes: map[string]*qemuhost.Host{},
 		logs: filepath.Join(os.TempDir(), "kubebake-e2e-"+time.Now().UTC().Format("20060102T150405Z")),
 	}
 	defer func() {
@@ -182,6 +205,9 @@ func TestEndToEnd(t *testing.T) {
 		r.hosts[name] = nh
 		r.order = append(r.order, name)
 	}
+	if withNodes() {
+		r.setupNodes(ctx)
+	}
 	t.Cleanup(func() { r.stopAll() })
 
 	// boot: every nspawn host at once, each with its own bundle.
@@ -189,8 +215,8 @@ func TestEndToEnd(t *testing.T) {
 	r.phase("boot nspawn hosts", func() {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
-		errs := make([]error, len(r.order))
-		for i, name := range r.order {
+		errs := make([]error, len(nspawnHosts))
+		for i, name := range nspawnHosts {
 			wg.Go(func() {
 				bundle := filepath.Join(r.env["KUBEBAKE_E2E_OUT"], name+".tar.gz")
 				t0 := time.Now()
@@ -203,7 +229,7 @@ func TestEndToEnd(t *testing.T) {
 		wg.Wait()
 		for i, err := range errs {
 			if err != nil {
-				t.Fatalf("boot %s: %v", r.order[i], err)
+				t.Fatalf("boot %s: %v", nspawnHosts[i], err)
 			}
 		}
 	})
@@ -234,6 +260,10 @@ func TestEndToEnd(t *testing.T) {
 		wg.Wait()
 	})
 
+	if withNodes() {
+		r.nodesPhases(ctx)
+	}
+
 	r.phase("hdss7-12 lb and etcd started", func() {
 		h := r.hosts["hdss7-12"]
 		for _, u := range []string{"nginx.service", "keepalived.service"} {
@@ -252,7 +282,11 @@ func TestEndToEnd(t *testing.T) {
 			r.assertFail("etcd.service on hdss7-12 %s/%s has no main process", u["ActiveState"], u["SubState"])
 			return
 		}
-		r.assertOK("etcd running on hdss7-12 (pid %s, %s/%s: its cluster waits for hdss7-21/22, the QEMU side)", u["MainPID"], u["ActiveState"], u["SubState"])
+		note := "its cluster waits for hdss7-21/22, the QEMU side: KUBEBAKE_E2E_NODES=1"
+		if withNodes() {
+			note = "with hdss7-21/22 booted"
+		}
+		r.assertOK("etcd running on hdss7-12 (pid %s, %s/%s: %s)", u["MainPID"], u["ActiveState"], u["SubState"], note)
 	})
 
 	r.phase("assertions", func() {
@@ -411,9 +445,11 @@ func (r *run) stopAll() {
 	t := r.t
 	if t.Failed() || os.Getenv("KUBEBAKE_E2E_KEEP") == "1" {
 		for _, name := range r.order {
-			if err := r.hosts[name].Logs(context.Background(), filepath.Join(r.logs, name)); err != nil {
+			lctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+			if err := r.hosts[name].Logs(lctx, filepath.Join(r.logs, name)); err != nil {
 				t.Logf("logs of %s: %v", name, err)
 			}
+			cancel()
 		}
 		if dir := r.env["KUBEBAKE_E2E_HARBOR_DIR"]; dir != "" {
 			if b, err := os.ReadFile(filepath.Join(dir, "site.log")); err == nil {
@@ -724,4 +760,217 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// setupNodes makes the QEMU hosts (hdss7-21, hdss7-22): the guest image
+// (cached), a tap on the bridge each, and starts booting both at once in
+// the background (Boot returns once the guest agent answers, minutes under
+// TCG); nodesPhases waits for them. Their dirs stay short: the guest
+// agent's socket path must fit in 107 bytes.
+func (r *run) setupNodes(ctx context.Context) {
+	t := r.t
+	var guest string
+	r.phase("qemu guest image", func() {
+		var err error
+		if guest, err = qemuhost.BuildGuest(ctx, repoRoot); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, name := range nodeHosts {
+		tap := "kbtap" + strings.TrimPrefix(name, "hdss7-")
+		if err := r.net.AddTap(ctx, tap); err != nil {
+			t.Fatal(err)
+		}
+		c, err := qemuhost.FromSpec(r.spec, name, r.net, tap, guest, filepath.Join(r.cache, "q", strings.TrimPrefix(name, "hdss7-")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Logf = t.Logf
+		c.InstallOnHost = true
+		h, err := qemuhost.New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.nodes[name] = h
+		r.hosts[name] = h
+		r.order = append(r.order, name)
+	}
+	r.nodeBoot = make(chan error, len(nodeHosts))
+	r.nodeBootStart = time.Now()
+	for _, name := range nodeHosts {
+		go func() {
+			err := r.nodes[name].Boot(ctx, filepath.Join(r.env["KUBEBAKE_E2E_OUT"], name+".tar.gz"))
+			if err != nil {
+				err = fmt.Errorf("boot %s: %w", name, err)
+			} else {
+				err = fmt.Errorf("ok %s %.0f", name, time.Since(r.nodes[name].Started()).Seconds())
+			}
+			r.nodeBoot <- err
+		}()
+	}
+}
+
+// budget is d, or less: what is left before go test's deadline minus the
+// time the cleanups need (logs from the guests, Stop), whichever is less.
+func (r *run) budget(d time.Duration) time.Duration {
+	if dl, ok := r.t.Deadline(); ok {
+		if left := time.Until(dl) - 6*time.Minute; left < d {
+			d = max(left, 10*time.Second)
+		}
+	}
+	return d
+}
+
+// since is the time since QEMU started for a node host.
+func (r *run) since(name string) string {
+	return fmt.Sprintf("+%.0fs after qemu start", time.Since(r.nodes[name].Started()).Seconds())
+}
+
+// nodesPhases: the QEMU nodes from their boot to the end of their
+// firstboot, each step an assertion with its time after QEMU started.
+func (r *run) nodesPhases(ctx context.Context) {
+	t := r.t
+	r.phase("boot qemu nodes (guest agent)", func() {
+		for range nodeHosts {
+			// "ok <name> <seconds>" or the boot's error.
+			err := <-r.nodeBoot
+			var name string
+			var secs float64
+			if n, _ := fmt.Sscanf(err.Error(), "ok %s %f", &name, &secs); n != 2 {
+				t.Fatal(err)
+			}
+			r.assertOK("%s booted: guest agent answered +%.0fs after qemu start (qemu started %.0fs after its boot began: disks, bundle installed on the host)",
+				name, secs, r.nodes[name].Started().Sub(r.nodeBootStart).Seconds())
+		}
+	})
+
+	// (1) Both nodes' firstboot reaches etcd (its start job waits for
+	// quorum: up to an hour, the plan's start timeout).
+	ok := true
+	r.phase("qemu nodes: firstboot reaches etcd", func() {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, name := range nodeHosts {
+			wg.Go(func() {
+				st, err := r.nodes[name].WaitUnit(ctx, "etcd.service", r.budget(25*time.Minute), "activating", "active")
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					ok = false
+					r.assertFail("etcd.service on %s starts: %v", name, err)
+					return
+				}
+				r.assertOK("firstboot on %s reached etcd: etcd.service %s, %s", name, st, r.since(name))
+			})
+		}
+		wg.Wait()
+	})
+	if !ok {
+		return
+	}
+
+	// (2) etcd quorum: the three members (hdss7-12, -21, -22) healthy, asked
+	// from hdss7-21 with the apiserver's etcd client certificate.
+	etcdctl := []string{"/opt/etcd/bin/etcdctl", "--endpoints=https://" + r.nodes["hdss7-21"].IP() + ":2379",
+		"--cacert=/opt/etcd/certs/ca.pem", "--cert=/opt/kubernetes/certs/apiserver-etcd-client.pem",
+		"--key=/opt/kubernetes/certs/apiserver-etcd-client-key.pem", "--command-timeout=20s",
+		"endpoint", "health", "--cluster"}
+	r.phase("etcd quorum", func() {
+		var out []byte
+		err := retry(r.budget(20*time.Minute), func() error {
+			ectx, cancel := context.WithTimeout(ctx, 90*time.Second)
+			defer cancel()
+			var err error
+			out, err = r.nodes["hdss7-21"].Exec(ectx, etcdctl...)
+			if err == nil && strings.Count(string(out), "is healthy") < 3 {
+				err = fmt.Errorf("fewer than 3 healthy members")
+			}
+			if err != nil {
+				time.Sleep(10 * time.Second)
+			}
+			return err
+		})
+		if err != nil {
+			ok = false
+			r.assertFail("etcdctl endpoint health --cluster on hdss7-21: %v\n%s", err, out)
+			return
+		}
+		r.assertOK("etcd cluster healthy (3 members, etcdctl endpoint health --cluster on hdss7-21), %s:\n%s", r.since("hdss7-21"), strings.TrimSpace(string(out)))
+	})
+	if !ok {
+		return
+	}
+
+	// (3) kube-apiserver /readyz on both masters, with a client certificate
+	// of the bundle and the cluster CA.
+	r.phase("kube-apiserver readyz on the masters", func() {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, name := range nodeHosts {
+			wg.Go(func() {
+				h := r.nodes[name]
+				var out []byte
+				err := retry(r.budget(15*time.Minute), func() error {
+					cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+					defer cancel()
+					var err error
+					out, err = h.Exec(cctx, "curl", "-fsS", "--max-time", "20", "--cacert", "/opt/kubernetes/certs/ca.pem",
+						"--cert", "/opt/kubernetes/certs/apiserver-kubelet-client.pem", "--key", "/opt/kubernetes/certs/apiserver-kubelet-client-key.pem",
+						"https://"+h.IP()+":6443/readyz")
+					if err == nil && strings.TrimSpace(string(out)) != "ok" {
+						err = fmt.Errorf("readyz %q", out)
+					}
+					if err != nil {
+						time.Sleep(5 * time.Second)
+					}
+					return err
+				})
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					ok = false
+					r.assertFail("kube-apiserver /readyz on %s: %v %s", name, err, out)
+					return
+				}
+				r.assertOK("kube-apiserver /readyz ok on %s (TLS verified with the cluster CA), %s", name, r.since(name))
+			})
+		}
+		wg.Wait()
+	})
+	if !ok {
+		return
+	}
+
+	// (4) The nodes' firstboot finishes: its health gates, the add-ons
+	// (applied from hdss7-21).
+	r.phase("qemu nodes: firstboot done", func() {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, name := range nodeHosts {
+			wg.Go(func() {
+				err := r.nodes[name].WaitFirstboot(ctx, r.budget(25*time.Minute))
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					r.assertFail("firstboot on %s: %v", name, err)
+					return
+				}
+				r.assertOK("firstboot converged on %s (health gates passed%s), %s", name,
+					map[bool]string{true: ", add-ons applied", false: ""}[name == "hdss7-21"], r.since(name))
+			})
+		}
+		wg.Wait()
+	})
+
+	// TODO(issue 7), the remaining assertions, not yet observed working
+	// under TCG:
+	//   - kubectl get nodes: hdss7-21 and hdss7-22 Ready;
+	//   - the add-ons (CoreDNS, ...) running; cluster DNS resolves
+	//     kubernetes.default from a pod;
+	//   - test pods from harbor.od.com/public/busybox (the site's Harbor)
+	//     on both nodes, talking across flannel (pod to pod, node to node);
+	//   - a Service through kube-proxy's ipvs (ipvsadm -Ln shows it) and
+	//     through the VIP / the lb hosts' nginx to the apiserver;
+	//   - the second boot of hdss7-12, -21 and -22 a no-op for firstboot,
+	//     the cluster healthy again after it.
 }
