@@ -49,25 +49,8 @@ grep -E '^\[upstream' "$d/upstream.log" | tail -8
 step "the demo's spec: bundle-spec.yaml + mirrors to the offline upstream + Harbor's endpoint"
 # harbor.od.com does not resolve here: registry.endpoint says where kubebake
 # reaches it; TLS still checks the name, and the bundles still say harbor.od.com.
-awk -v up="$UPSTREAM_ADDR" -v reg="$REGISTRY_ADDR" -v harbor="$harbor_addr" '
-  /^mirrors: \[\]$/ {
-    print "mirrors:"
-    print "  - {from: https://dl.k8s.io, to: http://" up "/dl.k8s.io}"
-    print "  - {from: https://github.com, to: http://" up "/github.com}"
-    print "  - {from: https://api.github.com, to: http://" up "/api.github.com}"
-    print "  - {from: registry.k8s.io, to: http://" reg "}"
-    print "  - {from: ghcr.io, to: http://" reg "}"
-    print "  - {from: docker.io, to: http://" reg "}"
-    next
-  }
-  /^credentials: \[\]$/ {
-    print "credentials:"
-    print "  - {registry: harbor.od.com, usernameEnv: HARBOR_USERNAME, passwordEnv: HARBOR_PASSWORD}"
-    next
-  }
-  { print }
-  /^  host: harbor.od.com$/ { print "  endpoint: " harbor }
-' bundle-spec.yaml > "$d/bundle-spec.yaml"
+site_spec "$harbor_addr" < bundle-spec.yaml > "$d/bundle-spec.yaml.tmp"
+mv "$d/bundle-spec.yaml.tmp" "$d/bundle-spec.yaml"
 grep -A7 '^mirrors:' "$d/bundle-spec.yaml"
 $kb validate -f "$d/bundle-spec.yaml"
 

@@ -94,25 +94,7 @@ grep -E '^\[upstream' "$C/upstream.log" | tail -3
 UPCACHE=$CACHE
 
 step "the e2e spec: bundle-spec.yaml + mirrors + credentials + registry.endpoint (build machine only)"
-awk -v up="$UPSTREAM_ADDR" -v reg="$REGISTRY_ADDR" -v harbor="$harbor_addr" '
-  /^mirrors: \[\]$/ {
-    print "mirrors:"
-    print "  - {from: https://dl.k8s.io, to: http://" up "/dl.k8s.io}"
-    print "  - {from: https://github.com, to: http://" up "/github.com}"
-    print "  - {from: https://api.github.com, to: http://" up "/api.github.com}"
-    print "  - {from: registry.k8s.io, to: http://" reg "}"
-    print "  - {from: ghcr.io, to: http://" reg "}"
-    print "  - {from: docker.io, to: http://" reg "}"
-    next
-  }
-  /^credentials: \[\]$/ {
-    print "credentials:"
-    print "  - {registry: harbor.od.com, usernameEnv: HARBOR_USERNAME, passwordEnv: HARBOR_PASSWORD}"
-    next
-  }
-  { print }
-  /^  host: harbor.od.com$/ { print "  endpoint: " harbor }
-' bundle-spec.yaml >"$C/bundle-spec.yaml.tmp"
+site_spec "$harbor_addr" < bundle-spec.yaml >"$C/bundle-spec.yaml.tmp"
 mv "$C/bundle-spec.yaml.tmp" "$C/bundle-spec.yaml"
 # The spec differs from bundle-spec.yaml only in those three settings.
 diff bundle-spec.yaml "$C/bundle-spec.yaml" | grep '^[<>]' || true

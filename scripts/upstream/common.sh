@@ -64,3 +64,30 @@ fingerprint() {
 		(cd "$CACHE/images" 2>/dev/null && find . -path '*/out/layout/index.json' -print0 | sort -z | xargs -0 -r sha256sum)
 	} | sha256sum | cut -d' ' -f1
 }
+
+# site_spec HARBOR_ADDR < bundle-spec.yaml: the spec a build on this machine
+# uses: mirrors: to the offline upstream, credentials: for harbor.od.com from
+# HARBOR_USERNAME/HARBOR_PASSWORD, and registry.endpoint HARBOR_ADDR (where
+# the build machine dials harbor.od.com; TLS still checks the name, and no
+# bundle carries it). Shared by make demo and the e2e build.
+site_spec() {
+	awk -v up="$UPSTREAM_ADDR" -v reg="$REGISTRY_ADDR" -v harbor="$1" '
+	  /^mirrors: \[\]$/ {
+	    print "mirrors:"
+	    print "  - {from: https://dl.k8s.io, to: http://" up "/dl.k8s.io}"
+	    print "  - {from: https://github.com, to: http://" up "/github.com}"
+	    print "  - {from: https://api.github.com, to: http://" up "/api.github.com}"
+	    print "  - {from: registry.k8s.io, to: http://" reg "}"
+	    print "  - {from: ghcr.io, to: http://" reg "}"
+	    print "  - {from: docker.io, to: http://" reg "}"
+	    next
+	  }
+	  /^credentials: \[\]$/ {
+	    print "credentials:"
+	    print "  - {registry: harbor.od.com, usernameEnv: HARBOR_USERNAME, passwordEnv: HARBOR_PASSWORD}"
+	    next
+	  }
+	  { print }
+	  /^  host: harbor.od.com$/ { print "  endpoint: " harbor }
+	'
+}
