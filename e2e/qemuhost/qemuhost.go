@@ -54,7 +54,11 @@ const (
 	// cache of their ~800 MB of binaries.
 	DefaultMemoryMB = 2048
 	DefaultCPUs     = 2
-	DefaultCPUModel = "max"
+	// DefaultCPUModel is qemu64, not max: TCG emulates AVX2 slower than
+	// the scalar code Go falls back to. Measured with qemu-x86_64 on this
+	// machine: sha256 22.5 vs 16.3 MB/s, gunzip 165 vs 110 MB/s, P-256
+	// sign 1.1 vs 1.4 ms (qemu64 vs max).
+	DefaultCPUModel = "qemu64"
 	// DefaultBootTimeout bounds QEMU start → the guest agent answering.
 	DefaultBootTimeout = 5 * time.Minute
 )
@@ -280,8 +284,6 @@ func (h *Host) start(ctx context.Context) error {
 	serial := filepath.Join(h.c.Dir, fmt.Sprintf("serial-%d.log", n))
 	args := []string{"netns", "exec", h.c.Network.NS, "qemu-system-x86_64",
 		"-name", h.c.Name,
-		// -cpu max: every instruction TCG emulates (SSE4.2, AES-NI, AVX2,
-		// BMI2), so Go's crypto and hashing take their vector paths.
 		"-accel", "tcg,tb-size=256", "-cpu", h.c.CPUModel, "-m", strconv.Itoa(h.c.MemoryMB), "-smp", strconv.Itoa(h.c.CPUs),
 		"-display", "none", "-monitor", "none", "-no-reboot",
 		"-serial", "file:" + serial,

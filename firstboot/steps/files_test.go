@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/kubebake/kubebake/firstboot/engine"
 	"github.com/kubebake/kubebake/firstboot/plan"
@@ -324,6 +325,57 @@ func TestFilesRejectsBadOwnerAndSecretMode(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := Files([]plan.File{tc.f}); err == nil || err.Error() != tc.want {
 				t.Errorf("err %v, want %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// Verify after Apply trusts Apply's hash only while the destination is the
+// inode Apply wrote, untouched: a same-size rewrite, a replacement or a
+// chmod in between is caught.
+func TestFileVerifyAfterApply(t *testing.T) {
+	needRoot(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		meddle func(p string) error
+	}{
+		{"untouched", nil},
+		{"same-size rewrite", func(p string) error {
+			time.Sleep(10 * time.Millisecond) // a new ctime even on coarse clocks
+			return os.WriteFile(p, []byte("#!/bin/sh\necho kubeXet\n"), 0o755)
+		}},
+		{"replaced", func(p string) error {
+			if err := os.WriteFile(p+".new", []byte("#!/bin/sh\necho kubelet\n"), 0o755); err != nil {
+				return err
+			}
+			return os.Rename(p+".new", p)
+		}},
+		{"chmod", func(p string) error { return os.Chmod(p, 0o700) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := fileEnv(t, sample[2:])
+			steps, err := Files(env.Manifest.Files)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := steps[0]
+			if err := s.Apply(ctx, env); err != nil {
+				t.Fatal(err)
+			}
+			if tc.meddle != nil {
+				if err := tc.meddle(filepath.Join(env.Root, sample[2].dest)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err = s.Verify(ctx, env)
+			switch {
+			case tc.name == "untouched" && err != nil:
+				t.Errorf("Verify: %v", err)
+			case tc.name == "replaced" && err != nil:
+				t.Errorf("Verify of an identical replacement (full check): %v", err)
+			case tc.name != "untouched" && tc.name != "replaced" && err == nil:
+				t.Error("Verify passed after the file changed")
 			}
 		})
 	}

@@ -38,8 +38,8 @@ func (f *sdFake) Enabled(_ context.Context, u string) (bool, error) {
 }
 
 func (f *sdFake) Enable(_ context.Context, units ...string) error {
+	f.calls = append(f.calls, "enable "+strings.Join(units, " "))
 	for _, u := range units {
-		f.calls = append(f.calls, "enable "+u)
 		f.enabled[u] = true
 	}
 	return nil
@@ -153,11 +153,8 @@ func TestUnitsOrder(t *testing.T) {
 		ids = append(ids, s.ID())
 	}
 	want := []string{
-		"systemd/daemon-reload",
-		"systemd/enable/containerd.service", "systemd/start/containerd.service",
-		"systemd/enable/etcd.service", "systemd/start/etcd.service",
-		"systemd/enable/flannel-netconf.service",
-		"systemd/enable/kubelet.service", "systemd/start/kubelet.service",
+		"systemd/daemon-reload", "systemd/enable",
+		"systemd/start/containerd.service", "systemd/start/etcd.service", "systemd/start/kubelet.service",
 	}
 	if !reflect.DeepEqual(ids, want) {
 		t.Errorf("step IDs\n%q\nwant\n%q", ids, want)
@@ -232,15 +229,13 @@ func TestUnitsEnableStartOnlyWhenNeeded(t *testing.T) {
 	})
 	got := sdRun(t, env, steps)
 	want := []string{
-		"systemd/daemon-reload",
-		"systemd/start/etcd.service",
-		"systemd/enable/flannel-netconf.service",
-		"systemd/enable/kubelet.service", "systemd/start/kubelet.service",
+		"systemd/daemon-reload", "systemd/enable",
+		"systemd/start/etcd.service", "systemd/start/kubelet.service",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("applied\n%q\nwant\n%q", got, want)
 	}
-	wantCalls := []string{"reload", "start etcd.service", "enable flannel-netconf.service", "enable kubelet.service", "start kubelet.service"}
+	wantCalls := []string{"reload", "enable flannel-netconf.service kubelet.service", "start etcd.service", "start kubelet.service"}
 	if !reflect.DeepEqual(sd.calls, wantCalls) {
 		t.Errorf("systemd calls\n%q\nwant\n%q", sd.calls, wantCalls)
 	}
