@@ -4,7 +4,7 @@
 # real binaries built from the Go module proxy, served as the release sites
 # lay them out, images in a local registry) and a stand-in for Harbor
 # (Debian's docker-registry with TLS from kubebake's own harbor.od.com
-# certificate and htpasswd auth), runs `kubebake build` (pull → mirror →
+# certificate, a login for pushes, the public project readable anonymously as on Harbor), runs `kubebake build` (pull → mirror →
 # bake) with mirrors: pointing at the upstream, verifies the bundles, and
 # prints the bundle table and the certificate ledger. Everything it started
 # is stopped on exit. Output lands under demo/.
@@ -57,11 +57,11 @@ $kb validate -f "$d/bundle-spec.yaml"
 step "PKI (issued once into demo/state; it includes Harbor's certificate)"
 $kb certs -f "$d/bundle-spec.yaml" --state "$d/state" > /dev/null
 
-step "Harbor stand-in on $harbor_addr (TLS: harbor.od.com, htpasswd)"
+step "Harbor stand-in on $harbor_addr (TLS: harbor.od.com, login; public project readable anonymously)"
 [ -s "$d/harbor/password" ] || (umask 077; head -c 18 /dev/urandom | base64 > "$d/harbor/password")
 go build -o "$d/bin/harbor-standin" ./scripts/harbor-standin
 "$d/bin/harbor-standin" -state "$d/state" -dir "$d/harbor" -addr "$harbor_addr" -user admin \
-  -password-file "$d/harbor/password" > "$d/harbor/log" 2>&1 &
+  -password-file "$d/harbor/password" -public-projects public > "$d/harbor/log" 2>&1 &
 echo $! > "$d/harbor/pid"
 for _ in $(seq 1 100); do
   curl -s -o /dev/null --cacert "$d/state/pki/ca.pem" --resolve "harbor.od.com:${harbor_addr##*:}:${harbor_addr%:*}" \

@@ -13,7 +13,7 @@
 #      harbor.od.com through the bind9 kubebake configures on hdss7-11;
 #   3. the PKI (kubebake certs; it includes harbor.od.com's certificate);
 #   4. the Harbor stand-in (scripts/harbor-standin: Debian's docker-registry,
-#      TLS from that certificate, htpasswd) on 127.0.0.1:$KUBEBAKE_E2E_HARBOR_PORT
+#      TLS from that certificate, a login; the public project readable anonymously, as Harbor serves it) on 127.0.0.1:$KUBEBAKE_E2E_HARBOR_PORT
 #      (5444) for the build's mirror step;
 #   5. kubebake build (pull → mirror → bake) into e2e/out, then verify;
 #   6. the test pods' image, as the site would put it into its Harbor:
@@ -31,7 +31,7 @@
 #     state/   the PKI and secrets: kept, so bundles are byte-identical across
 #              runs and the bake cache stays warm
 #     store/   pulled artifacts and images (content-addressed, ~1 GB)
-#     harbor/  the stand-in's storage, password, htpasswd
+#     harbor/  the stand-in's storage, password, config.yml
 #     bundle-spec.yaml, bundle-spec.lock, upstream.fingerprint
 #     images/busybox/  the test image's OCI layout; bin/ the helper binaries
 # Bundles go to e2e/out (gitignored): what the test boots.
@@ -75,7 +75,7 @@ trap stop EXIT
 # PID is still that registry).
 if [ -f "$C/harbor/build.pid" ]; then
 	pid=$(cat "$C/harbor/build.pid")
-	if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "docker-registry.*$C/harbor"; then
+	if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "harbor-standin.*$C/harbor"; then
 		echo "stopping the Harbor stand-in a previous run left (pid $pid)"
 		kill "$pid" 2>/dev/null || true
 		sleep 1
@@ -103,7 +103,7 @@ $kb validate -f "$C/bundle-spec.yaml"
 step "PKI (issued once into $C/state; it includes Harbor's certificate)"
 $kb certs -f "$C/bundle-spec.yaml" --state "$C/state" >/dev/null
 
-step "Harbor stand-in on $harbor_addr for the build (TLS: harbor.od.com, htpasswd)"
+step "Harbor stand-in on $harbor_addr for the build (TLS: harbor.od.com, login; public project readable anonymously)"
 [ -s "$C/harbor/password" ] || (umask 077; head -c 18 /dev/urandom | base64 >"$C/harbor/password")
 go build -o "$C/bin/harbor-standin" ./scripts/harbor-standin
 go build -o "$C/bin/pushimage" ./scripts/e2e/pushimage
