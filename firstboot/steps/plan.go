@@ -11,8 +11,9 @@ import (
 
 // FromManifest is the ordered plan, an explicit list: bundle integrity →
 // preflight → files → modules → sysctls → routes → iptables → images →
-// units → health → addons (first master only) → finish. Step IDs are
-// unique (engine.Run checks).
+// units, each health gate right after the start of the unit it checks →
+// the other health gates → addons (first master only) → finish. Step IDs
+// are unique (engine.Run checks).
 func FromManifest(m *plan.Manifest) ([]engine.Step, error) {
 	if m == nil {
 		return nil, fmt.Errorf("plan: no manifest")
@@ -31,8 +32,7 @@ func FromManifest(m *plan.Manifest) ([]engine.Step, error) {
 	out = append(out, Routes(p.Routes)...)
 	out = append(out, IPTables(p.IPTables)...)
 	out = append(out, Images(m.Images)...)
-	out = append(out, Units(p.Units)...)
-	out = append(out, Health(p.Health)...)
+	out = append(out, gated(Units(p.Units), p.Health)...)
 	out = append(out, Addons(p.Addons)...)
 	out = append(out, Finish())
 	return out, nil
@@ -52,4 +52,35 @@ func Network(m *plan.Manifest) ([]engine.Step, error) {
 	out = append(out, Routes(m.Plan.Routes)...)
 	out = append(out, IPTables(m.Plan.IPTables)...)
 	return out, nil
+}
+
+// gated puts each health check named after a unit ("kube-apiserver" for
+// kube-apiserver.service) right after that unit's start step, and the
+// checks no started unit matches after all the units. So nothing starts
+// before what it talks to answers, as kubeadm waits for the control plane:
+// the controller-manager, scheduler, kubelet and kube-proxy do not start
+// until the apiserver is ready, instead of all retrying TLS handshakes
+// against an apiserver still starting. On a slow host (a TCG guest, see
+// e2e/) that storm starved the apiserver's own start.
+func gated(units []engine.Step, checks []plan.HealthCheck) []engine.Step {
+	health := Health(checks)
+	byUnit := map[string]engine.Step{}
+	for i, c := range checks {
+		byUnit["systemd/start/"+c.Name+".service"] = health[i]
+	}
+	used := map[string]bool{}
+	var out []engine.Step
+	for _, s := range units {
+		out = append(out, s)
+		if h, ok := byUnit[s.ID()]; ok {
+			out = append(out, h)
+			used[h.ID()] = true
+		}
+	}
+	for _, h := range health {
+		if !used[h.ID()] {
+			out = append(out, h)
+		}
+	}
+	return out
 }

@@ -77,3 +77,45 @@ func TestNetworkPlan(t *testing.T) {
 		t.Errorf("network plan: %v, want one route step then one iptables step", ids)
 	}
 }
+
+// A health gate follows the start of the unit it checks, so nothing that
+// talks to the apiserver starts before it is ready; checks without a
+// started unit of their name come after all the units.
+func TestFromManifestGatesUnitsOnHealth(t *testing.T) {
+	m := testManifest()
+	m.Plan.Units = []plan.Unit{
+		{Name: "etcd.service", Start: true},
+		{Name: "kube-apiserver.service", Start: true},
+		{Name: "kube-scheduler.service", Start: true},
+		{Name: "kubelet.service", Start: true},
+		{Name: "flannel-netconf.service"},
+	}
+	m.Plan.Health = []plan.HealthCheck{
+		{Name: "etcd", URL: "https://10.4.7.21:2379/health"},
+		{Name: "kube-apiserver", URL: "https://127.0.0.1:6443/readyz"},
+		{Name: "kubelet", URL: "http://127.0.0.1:10248/healthz"},
+		{Name: "flannel-netconf", URL: "http://127.0.0.1:1/never"}, // its unit does not start
+		{Name: "nginx", URL: "http://127.0.0.1:2/healthz"},         // no unit of this name
+	}
+	steps, err := FromManifest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range steps {
+		if id := s.ID(); strings.HasPrefix(id, "systemd/") || strings.HasPrefix(id, "health/") {
+			got = append(got, id)
+		}
+	}
+	want := []string{
+		"systemd/daemon-reload", "systemd/enable",
+		"systemd/start/etcd.service", "health/etcd",
+		"systemd/start/kube-apiserver.service", "health/kube-apiserver",
+		"systemd/start/kube-scheduler.service",
+		"systemd/start/kubelet.service", "health/kubelet",
+		"health/flannel-netconf", "health/nginx",
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("order\n%q\nwant\n%q", got, want)
+	}
+}
