@@ -19,16 +19,16 @@
 //
 // The nodes hdss7-21 and hdss7-22 need ip_vs, which this machine's kernel
 // lacks: they are QEMU/TCG guests (e2e/qemuhost), booted in parallel with
-// the nspawn hosts, only with KUBEBAKE_E2E_NODES=1 for now (opt-in: under
-// TCG on 2 cores their firstboot alone takes ~13 min to reach etcd and
-// more to finish; see issue 7):
-//
-//	KUBEBAKE_E2E_NODES=1 make e2e
-//
-// Their phases: the guest agent answering, firstboot reaching etcd, etcd
-// quorum (etcdctl endpoint health --cluster), kube-apiserver /readyz on
-// both, their firstboot done; each assertion logs its time after QEMU
-// started.
+// the nspawn hosts (KUBEBAKE_E2E_NODES=0 leaves them out). Their phases:
+// the guest agent answering, firstboot reaching etcd, etcd quorum
+// (etcdctl endpoint health --cluster), kube-apiserver /readyz on both,
+// their firstboot done (health gates, add-ons), then the cluster
+// (cluster_test.go): kubectl through the VIP, the controller-manager and
+// scheduler healthy, both nodes Ready, a pod on each from the site's
+// Harbor, pod to pod across nodes, CoreDNS and a Service through
+// kube-proxy's ipvs from a pod, the ingress path where Traefik exists,
+// and a second boot of hdss7-12, -21 and -22. Each assertion on a node
+// logs its time after QEMU started.
 //
 // It runs only as root with KUBEBAKE_E2E=1 or CI_E2E=1 (make e2e); with
 // either set, a missing tool fails the test instead of skipping it. On
@@ -66,14 +66,46 @@ const repoRoot = ".."
 // machine lacks.
 var nspawnHosts = []string{"hdss7-11", "hdss7-12", "hdss7-200"}
 
-// nodeHosts are the etcd + master + node hosts: QEMU/TCG guests
-// (e2e/qemuhost), because their roles load ip_vs. Opt-in for now with
-// KUBEBAKE_E2E_NODES=1: under TCG on 2 cores they take longer than one
-// `make e2e` should (see the timings in issue 7), and without them the
-// driver stays green for the three nspawn hosts.
-var nodeHosts = []string{"hdss7-21", "hdss7-22"}
+// nodeHosts are the etcd + master + node hosts that boot: QEMU/TCG guests
+// (e2e/qemuhost), because their roles load ip_vs, which this machine's
+// kernel cannot. By default only hdss7-21 boots; hdss7-22 stays off.
+// Measured why (issue 7's note): two TCG guests running etcd and a whole
+// control plane each on 2 shared cores starve; etcd loses its leader
+// again and again, TLS handshakes to etcd time out, and kube-apiserver
+// exits "etcd grpc connection not ready" every ~5 min without ever
+// becoming ready. With one guest, etcd keeps quorum on hdss7-12 (nspawn,
+// native speed) and hdss7-21 (2 of the 3 members). KUBEBAKE_E2E_NODES
+// overrides the list: "hdss7-21,hdss7-22" for both, "0" for none (the
+// nspawn hosts alone, ~1 min).
+var nodeHosts = nodeList(os.Getenv("KUBEBAKE_E2E_NODES"))
 
-func withNodes() bool { return os.Getenv("KUBEBAKE_E2E_NODES") == "1" }
+// allNodeHosts are the seed's etcd + master + node hosts.
+var allNodeHosts = []string{"hdss7-21", "hdss7-22"}
+
+func nodeList(env string) []string {
+	switch strings.TrimSpace(env) {
+	case "":
+		return []string{"hdss7-21"}
+	case "0", "none":
+		return nil
+	case "1", "all":
+		return allNodeHosts
+	}
+	var out []string
+	for _, n := range strings.Split(env, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func withNodes() bool { return len(nodeHosts) > 0 }
+
+// withCluster: KUBEBAKE_E2E_CLUSTER=1 runs the control-plane and workload
+// assertions on the QEMU nodes (kube-apiserver onwards). Off by default:
+// under TCG on 2 cores the apiserver does not converge (see the SKIP line).
+func withCluster() bool { return os.Getenv("KUBEBAKE_E2E_CLUSTER") == "1" }
 
 func gate(t *testing.T) {
 	t.Helper()
@@ -104,13 +136,14 @@ type run struct {
 	net   bed.Network
 	hosts map[string]bed.Host       // every booted host, by the spec's name
 	ops   *nspawnhost.Host          // hdss7-200: the site's Harbor joins its network namespace
-	nodes map[string]*qemuhost.Host // the QEMU hosts (KUBEBAKE_E2E_NODES=1)
+	nodes map[string]*qemuhost.Host // the QEMU hosts (unless KUBEBAKE_E2E_NODES=0)
 
 	nodeBoot      chan error // one result per node host's Boot
 	nodeBootStart time.Time
 	order         []string
 	harbor        *exec.Cmd
 	logs          string // where logs are gathered on failure
+	clusterOK     bool   // the cluster assertions passed
 	mu            sync.Mutex
 	times         []string
 }
@@ -282,7 +315,7 @@ func TestEndToEnd(t *testing.T) {
 			r.assertFail("etcd.service on hdss7-12 %s/%s has no main process", u["ActiveState"], u["SubState"])
 			return
 		}
-		note := "its cluster waits for hdss7-21/22, the QEMU side: KUBEBAKE_E2E_NODES=1"
+		note := "its cluster waits for hdss7-21/22, the QEMU side, left out by KUBEBAKE_E2E_NODES=0"
 		if withNodes() {
 			note = "with hdss7-21/22 booted"
 		}
@@ -318,6 +351,9 @@ func TestEndToEnd(t *testing.T) {
 		r.assertLB(ctx)
 		r.assertVIPBack(ctx)
 	})
+	if withNodes() && r.clusterOK {
+		r.nodesSecondBoot(ctx)
+	}
 }
 
 func specHost(t *testing.T, s *spec.Spec, name string) spec.Host {
@@ -388,7 +424,7 @@ func (r *run) startHarbor(ctx context.Context) {
 		var pid int
 		fmt.Sscan(string(b), &pid)
 		if cl, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); pid > 1 && err == nil &&
-			strings.Contains(string(cl), "docker-registry") && strings.Contains(string(cl), dir) {
+			strings.Contains(string(cl), "harbor-standin") && strings.Contains(string(cl), dir) {
 			t.Logf("stopping the Harbor stand-in a previous run left (pid %d)", pid)
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
@@ -400,9 +436,16 @@ func (r *run) startHarbor(ctx context.Context) {
 		t.Fatal(err)
 	}
 	defer lf.Close()
+	// The nodes pull the seed's public project with no credentials, as
+	// from Harbor; a private project needs the pull Secret kubebake ships.
+	var public []string
+	if !r.spec.Registry.Private {
+		public = append(public, r.spec.Registry.Project)
+	}
 	cmd := exec.Command("ip", "netns", "exec", h.NetNS(), r.env["KUBEBAKE_E2E_HARBOR_STANDIN"],
 		"-state", r.env["KUBEBAKE_E2E_STATE"], "-dir", dir, "-addr", h.IP()+":443",
-		"-user", "admin", "-password-file", r.env["KUBEBAKE_E2E_HARBOR_PASSWORD_FILE"])
+		"-user", "admin", "-password-file", r.env["KUBEBAKE_E2E_HARBOR_PASSWORD_FILE"],
+		"-public-projects", strings.Join(public, ","))
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -725,7 +768,13 @@ func (r *run) secondBoot(ctx context.Context, name string) {
 		r.assertFail("reboot %s: %v", name, err)
 		return
 	}
-	if err := h.WaitFirstboot(ctx, 2*time.Minute); err != nil {
+	// A TCG guest's reboot is a poweroff (~95 s) and a boot (~60 s).
+	// hdss7-12's etcd waits for a peer that reboots at the same time.
+	wait := 2 * time.Minute
+	if r.nodes[name] != nil || (name == "hdss7-12" && withNodes()) {
+		wait = r.budget(12 * time.Minute)
+	}
+	if err := h.WaitFirstboot(ctx, wait); err != nil {
 		r.assertFail("second boot of %s: %v", name, err)
 		return
 	}
@@ -744,9 +793,15 @@ func (r *run) secondBoot(ctx context.Context, name string) {
 		r.assertOK("second boot of %s is a no-op for firstboot (unit %s, condition %s, never started; state.json and done marker unchanged), up again in %.1fs", name, u["UnitFileState"], orDash(u["ConditionResult"]), time.Since(t0).Seconds())
 	}
 	// The plan's units came back on their own (enabled by firstboot).
-	units := map[string][]string{"hdss7-11": {"named.service", "nginx.service", "keepalived.service"}, "hdss7-200": {"nfs-server.service"}}[name]
+	units := map[string][]string{
+		"hdss7-11": {"named.service", "nginx.service", "keepalived.service"}, "hdss7-200": {"nfs-server.service"},
+		"hdss7-12": {"nginx.service", "keepalived.service", "etcd.service"},
+		"hdss7-21": {"etcd.service", "kube-apiserver.service", "kubelet.service", "kube-proxy.service", "flanneld.service"},
+		"hdss7-22": {"etcd.service", "kube-apiserver.service", "kubelet.service", "kube-proxy.service", "flanneld.service"},
+	}[name]
 	for _, unit := range units {
-		if err := waitUnit(ctx, h, unit, time.Minute, "active"); err != nil {
+		// etcd waits for its peers, which reboot at the same time.
+		if err := waitUnit(ctx, h, unit, max(wait/2, time.Minute), "active"); err != nil {
 			r.assertFail("second boot of %s: %s: %v", name, unit, err)
 		}
 	}
@@ -869,9 +924,16 @@ func (r *run) nodesPhases(ctx context.Context) {
 		return
 	}
 
-	// (2) etcd quorum: the three members (hdss7-12, -21, -22) healthy, asked
-	// from hdss7-21 with the apiserver's etcd client certificate.
-	etcdctl := []string{"/opt/etcd/bin/etcdctl", "--endpoints=https://" + r.nodes["hdss7-21"].IP() + ":2379",
+	// (2) etcd quorum: every booted member (hdss7-12 and the booted nodes)
+	// healthy, asked from the first node with the apiserver's etcd client
+	// certificate. A member that does not boot here (KUBEBAKE_E2E_NODES)
+	// is listed unhealthy and makes etcdctl exit 1: quorum is what counts.
+	first := r.nodes[nodeHosts[0]]
+	members := []string{r.hosts["hdss7-12"].IP()}
+	for _, n := range nodeHosts {
+		members = append(members, r.nodes[n].IP())
+	}
+	etcdctl := []string{"/opt/etcd/bin/etcdctl", "--endpoints=https://" + first.IP() + ":2379",
 		"--cacert=/opt/etcd/certs/ca.pem", "--cert=/opt/kubernetes/certs/apiserver-etcd-client.pem",
 		"--key=/opt/kubernetes/certs/apiserver-etcd-client-key.pem", "--command-timeout=20s",
 		"endpoint", "health", "--cluster"}
@@ -881,9 +943,18 @@ func (r *run) nodesPhases(ctx context.Context) {
 			ectx, cancel := context.WithTimeout(ctx, 90*time.Second)
 			defer cancel()
 			var err error
-			out, err = r.nodes["hdss7-21"].Exec(ectx, etcdctl...)
-			if err == nil && strings.Count(string(out), "is healthy") < 3 {
-				err = fmt.Errorf("fewer than 3 healthy members")
+			out, err = first.Exec(ectx, etcdctl...)
+			var missing []string
+			for _, ip := range members {
+				if !strings.Contains(string(out), "https://"+ip+":2379 is healthy") {
+					missing = append(missing, ip)
+				}
+			}
+			switch {
+			case len(missing) > 0:
+				err = fmt.Errorf("not healthy: %s (%v)", strings.Join(missing, ", "), err)
+			case len(members) < 3 && len(members) >= 2:
+				err = nil // the members that did not boot are reported unhealthy
 			}
 			if err != nil {
 				time.Sleep(10 * time.Second)
@@ -892,12 +963,42 @@ func (r *run) nodesPhases(ctx context.Context) {
 		})
 		if err != nil {
 			ok = false
-			r.assertFail("etcdctl endpoint health --cluster on hdss7-21: %v\n%s", err, out)
+			r.assertFail("etcdctl endpoint health --cluster on %s: %v\n%s", first.Name(), err, out)
 			return
 		}
-		r.assertOK("etcd cluster healthy (3 members, etcdctl endpoint health --cluster on hdss7-21), %s:\n%s", r.since("hdss7-21"), strings.TrimSpace(string(out)))
+		r.assertOK("etcd quorum: members %s healthy of 3 (etcdctl endpoint health --cluster on %s), %s:\n%s", strings.Join(members, ", "), first.Name(), r.since(first.Name()), strings.TrimSpace(string(out)))
 	})
 	if !ok {
+		return
+	}
+
+	// The kernel modules firstboot loaded for kube-proxy's ipvs mode and
+	// the bridge: what puts these hosts in QEMU.
+	r.phase("qemu nodes: kernel modules", func() {
+		for _, name := range nodeHosts {
+			out, err := r.nodes[name].Exec(ctx, "cat", "/proc/modules")
+			if err != nil {
+				r.assertFail("modules on %s: %v", name, err)
+				continue
+			}
+			var loaded, missing []string
+			for _, m := range []string{"ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_sh", "ip_vs_nq", "br_netfilter", "overlay", "nf_conntrack"} {
+				if strings.Contains(string(out), "\n"+m+" ") || strings.HasPrefix(string(out), m+" ") {
+					loaded = append(loaded, m)
+				} else {
+					missing = append(missing, m)
+				}
+			}
+			if len(missing) > 0 {
+				r.assertFail("modules on %s: %s not loaded (loaded: %s)", name, strings.Join(missing, " "), strings.Join(loaded, " "))
+				continue
+			}
+			r.assertOK("kernel modules loaded by firstboot on %s (Debian's kernel under QEMU): %s", name, strings.Join(loaded, " "))
+		}
+	})
+
+	if !withCluster() {
+		r.t.Logf("SKIP: the control plane on the QEMU nodes (kube-apiserver, controller-manager, scheduler, kubelet, kube-proxy, flannel, pods, CoreDNS, Services, second boot): under TCG on this machine's 2 cores kube-apiserver does not become ready (measured in issue 7's note: its post-start hook start-service-ip-repair-controllers times out and it restarts); KUBEBAKE_E2E_CLUSTER=1 runs those assertions")
 		return
 	}
 
@@ -952,6 +1053,7 @@ func (r *run) nodesPhases(ctx context.Context) {
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
+					ok = false
 					r.assertFail("firstboot on %s: %v", name, err)
 					return
 				}
@@ -962,15 +1064,8 @@ func (r *run) nodesPhases(ctx context.Context) {
 		wg.Wait()
 	})
 
-	// TODO(issue 7), the remaining assertions, not yet observed working
-	// under TCG:
-	//   - kubectl get nodes: hdss7-21 and hdss7-22 Ready;
-	//   - the add-ons (CoreDNS, ...) running; cluster DNS resolves
-	//     kubernetes.default from a pod;
-	//   - test pods from harbor.od.com/public/busybox (the site's Harbor)
-	//     on both nodes, talking across flannel (pod to pod, node to node);
-	//   - a Service through kube-proxy's ipvs (ipvsadm -Ln shows it) and
-	//     through the VIP / the lb hosts' nginx to the apiserver;
-	//   - the second boot of hdss7-12, -21 and -22 a no-op for firstboot,
-	//     the cluster healthy again after it.
+	if !ok {
+		return
+	}
+	r.clusterOK = r.clusterPhases(ctx)
 }
