@@ -195,7 +195,16 @@ func (r *run) clusterPhases(ctx context.Context) bool {
 			return
 		}
 		for _, h := range nodeHosts {
-			r.assertOK("node %s Ready, %s", r.nodeName(h), ready[h])
+			// When it became Ready, by the node's own condition: the
+			// phase may start after that (it waits for firstboot).
+			became := ""
+			if ts, err := r.kubectlRetry(ctx, time.Minute, nonEmpty, "get", "node", r.nodeName(h), "-o",
+				`jsonpath={.status.conditions[?(@.type=="Ready")].lastTransitionTime}`); err == nil {
+				if at, err := time.Parse(time.RFC3339, ts); err == nil {
+					became = fmt.Sprintf("; Ready since %s, +%.0fs after qemu start", ts, at.Sub(r.nodes[h].Started()).Seconds())
+				}
+			}
+			r.assertOK("node %s Ready (seen %s%s)", r.nodeName(h), ready[h], became)
 		}
 		wide, _ := r.kubectl(ctx, time.Minute, "get", "nodes", "-o", "wide")
 		r.t.Logf("kubectl get nodes -o wide:\n%s", wide)
@@ -211,7 +220,8 @@ func (r *run) clusterPhases(ctx context.Context) bool {
 			fail("write the test workload on hdss7-200: %v %s", err, out)
 			return
 		}
-		if out, err := r.kubectlRetry(ctx, r.budget(3*time.Minute), nil, "apply", "-f", manifest); err != nil {
+		// Under TCG the apiserver can take minutes to admit a pod.
+		if out, err := r.kubectlRetry(ctx, r.budget(10*time.Minute), nil, "apply", "-f", manifest); err != nil {
 			fail("kubectl apply the test workload: %v %s", err, out)
 			return
 		}
