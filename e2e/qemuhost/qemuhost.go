@@ -433,7 +433,10 @@ func (h *Host) Exec(ctx context.Context, argv ...string) ([]byte, error) {
 	}
 	h.agent.Lock()
 	defer h.agent.Unlock()
-	q, err := dialQGA(ctx, h.sock(), 10*time.Second)
+	// 45 s, not less: a TCG guest running a control plane has taken more
+	// than 10 s to answer guest-sync, and a failed Exec there loses the
+	// logs gathered after a failure.
+	q, err := dialQGA(ctx, h.sock(), 45*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("qemuhost: %s: %w", h.c.Name, err)
 	}
