@@ -318,7 +318,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		note := "its cluster waits for hdss7-21/22, the QEMU side, left out by KUBEBAKE_E2E_NODES=0"
 		if withNodes() {
-			note = "with hdss7-21/22 booted"
+			note = "with " + strings.Join(nodeHosts, ", ") + " booted"
 		}
 		r.assertOK("etcd running on hdss7-12 (pid %s, %s/%s: %s)", u["MainPID"], u["ActiveState"], u["SubState"], note)
 	})

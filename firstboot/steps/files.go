@@ -404,14 +404,16 @@ func (s *fileStep) Apply(_ context.Context, env *engine.Env) (err error) {
 	if err = tmp.Sync(); err != nil {
 		return fmt.Errorf("%s: %w", s.f.Path, err)
 	}
+	if err = os.Rename(tmp.Name(), dst); err != nil {
+		return fmt.Errorf("%s: %w", s.f.Path, err)
+	}
+	// The stamp is taken through the open file after the rename: rename
+	// itself changes the inode's ctime (ext4, xfs).
 	var st syscall.Stat_t
 	if err = syscall.Fstat(int(tmp.Fd()), &st); err != nil {
 		return fmt.Errorf("%s: %w", s.f.Path, err)
 	}
 	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("%s: %w", s.f.Path, err)
-	}
-	if err = os.Rename(tmp.Name(), dst); err != nil {
 		return fmt.Errorf("%s: %w", s.f.Path, err)
 	}
 	if err = syncDir(filepath.Dir(dst)); err != nil {

@@ -363,8 +363,20 @@ func TestFileVerifyAfterApply(t *testing.T) {
 			if err := s.Apply(ctx, env); err != nil {
 				t.Fatal(err)
 			}
+			dst := filepath.Join(env.Root, sample[2].dest)
+			// The fast path is taken only while the stamp matches: it
+			// must match right after Apply, or Verify always re-hashes
+			// (rename changes ctime, so a stamp taken before it never
+			// matches).
+			var st syscall.Stat_t
+			if err := syscall.Lstat(dst, &st); err != nil {
+				t.Fatal(err)
+			}
+			if fs := s.(*fileStep); fs.wrote == nil || *fs.wrote != stampOf(&st) {
+				t.Fatalf("Apply's stamp %+v does not match the installed file's %+v", fs.wrote, stampOf(&st))
+			}
 			if tc.meddle != nil {
-				if err := tc.meddle(filepath.Join(env.Root, sample[2].dest)); err != nil {
+				if err := tc.meddle(dst); err != nil {
 					t.Fatal(err)
 				}
 			}
