@@ -3,17 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -32,6 +27,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/kubebake/kubebake/internal/testregistry"
 )
 
 // The process tests run the test binary as the command itself.
@@ -69,39 +66,19 @@ func newSetup(t *testing.T) *standin {
 	if err := os.MkdirAll(pki, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	caPEM, certPEM, keyPEM, err := testregistry.GenerateCerts([]string{"harbor.od.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leafDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "harbor.od.com"},
-		DNSNames:  []string{"harbor.od.com"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
-	write := func(f, typ string, der []byte) {
-		if err := os.WriteFile(filepath.Join(pki, f), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+	for f, b := range map[string][]byte{"ca.pem": caPEM, "harbor.pem": certPEM, "harbor-key.pem": keyPEM} {
+		if err := os.WriteFile(filepath.Join(pki, f), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write("ca.pem", "CERTIFICATE", caDER)
-	write("harbor.pem", "CERTIFICATE", leafDER)
-	write("harbor-key.pem", "PRIVATE KEY", keyDER)
-
 	s := &standin{dir: dir, pw: rand.Text(), pool: x509.NewCertPool()}
-	s.pool.AddCert(ca)
+	if !s.pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("test CA: no certificate")
+	}
 	if err := os.WriteFile(filepath.Join(dir, "password"), []byte(s.pw+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
