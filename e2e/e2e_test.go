@@ -311,7 +311,7 @@ func TestEndToEnd(t *testing.T) {
 			r.assertFail("etcd.service on hdss7-12: %v", err)
 			return
 		}
-		u, _ := showUnit(ctx, h, "etcd.service", "ActiveState", "SubState", "MainPID")
+		u, _ := bed.ShowUnit(ctx, h, "etcd.service", "ActiveState", "SubState", "MainPID")
 		if u["MainPID"] == "0" || u["MainPID"] == "" {
 			r.assertFail("etcd.service on hdss7-12 %s/%s has no main process", u["ActiveState"], u["SubState"])
 			return
@@ -520,7 +520,7 @@ func (r *run) stopAll() {
 // firstbootSpan is firstboot's own start→exit time from systemd's
 // timestamps, for the log.
 func (r *run) firstbootSpan(ctx context.Context, name string) string {
-	u, err := showUnit(ctx, r.hosts[name], "kubebake-firstboot.service", "ExecMainStartTimestampMonotonic", "ExecMainExitTimestampMonotonic")
+	u, err := bed.ShowUnit(ctx, r.hosts[name], "kubebake-firstboot.service", "ExecMainStartTimestampMonotonic", "ExecMainExitTimestampMonotonic")
 	if err != nil {
 		return "firstboot's own time unknown"
 	}
@@ -533,33 +533,13 @@ func (r *run) firstbootSpan(ctx context.Context, name string) string {
 	return fmt.Sprintf("the unit ran %.1fs", float64(b-a)/1e6)
 }
 
-// showUnit reads a unit's properties with systemctl show, through Exec:
-// the same for every kind of host.
-func showUnit(ctx context.Context, h bed.Host, unit string, props ...string) (map[string]string, error) {
-	args := []string{"systemctl", "show", unit}
-	for _, p := range props {
-		args = append(args, "-p", p)
-	}
-	out, err := h.Exec(ctx, args...)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
-	}
-	u := map[string]string{}
-	for _, l := range strings.Split(string(out), "\n") {
-		if k, v, ok := strings.Cut(l, "="); ok {
-			u[k] = v
-		}
-	}
-	return u, nil
-}
-
 // waitUnit polls a unit until its ActiveState is one of states.
 func waitUnit(ctx context.Context, h bed.Host, unit string, timeout time.Duration, states ...string) error {
 	deadline := time.Now().Add(timeout)
 	var last map[string]string
 	var err error
 	for {
-		last, err = showUnit(ctx, h, unit, "ActiveState", "SubState", "Result")
+		last, err = bed.ShowUnit(ctx, h, unit, "ActiveState", "SubState", "Result")
 		if err == nil {
 			for _, s := range states {
 				if last["ActiveState"] == s {
@@ -779,7 +759,7 @@ func (r *run) secondBoot(ctx context.Context, name string) {
 		r.assertFail("second boot of %s: %v", name, err)
 		return
 	}
-	u, err := showUnit(ctx, h, "kubebake-firstboot.service", "ActiveState", "UnitFileState", "ConditionResult", "ExecMainStartTimestampMonotonic")
+	u, err := bed.ShowUnit(ctx, h, "kubebake-firstboot.service", "ActiveState", "UnitFileState", "ConditionResult", "ExecMainStartTimestampMonotonic")
 	if err != nil {
 		r.assertFail("second boot of %s: %v", name, err)
 		return

@@ -12,6 +12,8 @@ package bed
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -53,4 +55,29 @@ type Host interface {
 	// Stop stops the machine and everything it started; safe to call
 	// twice.
 	Stop() error
+}
+
+// Execer runs a command inside a host: the part of Host ShowUnit needs.
+type Execer interface {
+	Exec(ctx context.Context, argv ...string) ([]byte, error)
+}
+
+// ShowUnit reads a unit's properties with systemctl show, through Exec:
+// the same for every kind of host.
+func ShowUnit(ctx context.Context, h Execer, unit string, props ...string) (map[string]string, error) {
+	args := []string{"systemctl", "show", unit}
+	for _, p := range props {
+		args = append(args, "-p", p)
+	}
+	out, err := h.Exec(ctx, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
+	}
+	u := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			u[k] = v
+		}
+	}
+	return u, nil
 }

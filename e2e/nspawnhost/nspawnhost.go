@@ -493,21 +493,7 @@ type Unit map[string]string
 
 // ShowUnit reads a unit's properties (systemctl show).
 func (h *Host) ShowUnit(ctx context.Context, unit string, props ...string) (Unit, error) {
-	args := []string{"systemctl", "show", unit}
-	for _, p := range props {
-		args = append(args, "-p", p)
-	}
-	out, err := h.Exec(ctx, args...)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
-	}
-	u := Unit{}
-	for _, l := range strings.Split(string(out), "\n") {
-		if k, v, ok := strings.Cut(l, "="); ok {
-			u[k] = v
-		}
-	}
-	return u, nil
+	return bed.ShowUnit(ctx, h, unit, props...)
 }
 
 // ErrFirstbootFailed is returned by WaitFirstboot when the unit failed.
