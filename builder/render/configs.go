@@ -253,11 +253,14 @@ func (r *renderer) subnetEnv() ([]byte, bool) {
 }
 
 // cniConflist is flannel's CNI config: the flannel plugin delegating to the
-// bridge plugin, then portmap.
+// bridge plugin, then portmap. cniVersion is 0.3.1, as in flannel's own
+// kube-flannel.yml: every flannel CNI plugin since 2018 speaks it, where
+// 1.0.0 fails sandbox creation ("incompatible CNI versions") on a node
+// whose flannel plugin predates it; the plugins do the same work at either.
 func (r *renderer) cniConflist() ([]byte, error) {
 	type plugin = map[string]any
 	conf := map[string]any{
-		"cniVersion": "1.0.0",
+		"cniVersion": "0.3.1",
 		"name":       "cbr0",
 		"plugins": []plugin{
 			{

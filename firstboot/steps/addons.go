@@ -93,7 +93,7 @@ func (s addonsStep) Check(ctx context.Context, env *engine.Env) (engine.Status, 
 		if exitCode(err) < 0 {
 			return engine.Status{}, err // kubectl did not run
 		}
-		return engine.Status{Diff: []string{"apply the add-ons in " + s.a.Dir + " (cannot diff yet: " + firstLine(err.Error()) + ")"}}, nil
+		return engine.Status{Diff: []string{"apply the add-ons in " + s.a.Dir + " (cannot diff yet: " + kubectlError(err.Error()) + ")"}}, nil
 	}
 	if ok {
 		return engine.Status{Converged: true}, nil
@@ -127,7 +127,7 @@ func (s addonsStep) Apply(ctx context.Context, env *engine.Env) error {
 			break // kubectl did not run: retrying will not help
 		}
 		if env.Log != nil {
-			env.Log.Info("kubectl apply failed", "step", s.ID(), "attempt", i, "of", attempts, "err", firstLine(last.Error()))
+			env.Log.Info("kubectl apply failed", "step", s.ID(), "attempt", i, "of", attempts, "err", kubectlError(last.Error()))
 		}
 		if i < attempts {
 			if err := sleepCtx(ctx, interval); err != nil {
@@ -175,9 +175,32 @@ func diffLines(out string) []string {
 	return lines
 }
 
-func firstLine(s string) string {
+// kubectlError is the part of a failed kubectl's output worth a log line:
+// the lines kubectl itself marks as errors ("Error from server …",
+// "error: …"), at most kubectlErrorLines of them, else the first line. Its
+// output starts with what did apply (namespace/x serverside-applied), so
+// the first line alone would hide why it failed.
+func kubectlError(s string) string {
+	var errs []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, mark := range []string{"Error from server", "error:", "Error:"} {
+			if i := strings.Index(l, mark); i >= 0 {
+				errs = append(errs, strings.TrimSpace(l[i:]))
+				break
+			}
+		}
+	}
+	switch {
+	case len(errs) > kubectlErrorLines:
+		return strings.Join(errs[:kubectlErrorLines], "; ") + fmt.Sprintf("; … %d more", len(errs)-kubectlErrorLines)
+	case len(errs) > 0:
+		return strings.Join(errs, "; ")
+	}
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		return s[:i] + " …"
 	}
 	return s
 }
+
+// kubectlErrorLines caps the error lines in one log line.
+const kubectlErrorLines = 3

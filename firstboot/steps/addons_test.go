@@ -243,3 +243,21 @@ func TestDiffLinesCapped(t *testing.T) {
 		t.Errorf("%d lines, last %q", len(got), got[len(got)-1])
 	}
 }
+
+// A failed apply's log line names kubectl's error, not the first object
+// it applied.
+func TestKubectlError(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"kubectl apply: exit status 1: namespace/kube-system serverside-applied\nnamespace/kubernetes-dashboard serverside-applied\nError from server (NotFound): namespaces \"kubernetes-dashboard\" not found",
+			`Error from server (NotFound): namespaces "kubernetes-dashboard" not found`},
+		{"kubectl apply: exit status 1: error: unable to recognize \"30-traefik.yaml\": no matches for kind \"IngressClass\"",
+			`error: unable to recognize "30-traefik.yaml": no matches for kind "IngressClass"`},
+		{"kubectl apply: exit status 1: a\nError from server: 1\nError from server: 2\nerror: 3\nError: 4", "Error from server: 1; Error from server: 2; error: 3; … 1 more"},
+		{"kubectl apply: signal: killed\nsomething", "kubectl apply: signal: killed …"},
+		{"one line", "one line"},
+	} {
+		if got := kubectlError(tc.in); got != tc.want {
+			t.Errorf("kubectlError(%q)\n got %q\nwant %q", tc.in, got, tc.want)
+		}
+	}
+}
