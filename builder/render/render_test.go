@@ -441,6 +441,33 @@ func TestCAKeyOnMasters(t *testing.T) {
 	}
 }
 
+// extraArgs replace a flag kubebake sets in place and append the others in
+// name order; a component without extraArgs renders as before.
+func TestExtraArgs(t *testing.T) {
+	s := seedSpec()
+	before := renderFile(t, s, "hdss7-21", UnitPath(UnitScheduler))
+	s.ExtraArgs.KubeControllerManager = map[string]string{
+		"v":                           "2",
+		"leader-elect-lease-duration": "60s",
+		"leader-elect":                "false",
+	}
+	cm := string(renderFile(t, s, "hdss7-21", UnitPath(UnitControllerManager)))
+	if strings.Count(cm, "--leader-elect=") != 1 || !strings.Contains(cm, "--leader-elect=false \\\n") {
+		t.Errorf("--leader-elect not replaced in place:\n%s", cm)
+	}
+	lease, v := strings.Index(cm, "--leader-elect-lease-duration=60s"), strings.Index(cm, "--v=2")
+	if lease < 0 || v < 0 || lease > v || lease < strings.Index(cm, "--leader-elect=false") {
+		t.Errorf("appended flags missing or not after kubebake's, in name order:\n%s", cm)
+	}
+	if after := renderFile(t, s, "hdss7-21", UnitPath(UnitScheduler)); !bytes.Equal(before, after) {
+		t.Errorf("the scheduler's unit changed with only the controller-manager's extraArgs set")
+	}
+	s.ExtraArgs.Etcd = map[string]string{"heartbeat-interval": "500"}
+	if b := renderFile(t, s, "hdss7-12", UnitPath(UnitEtcd)); !bytes.Contains(b, []byte("--heartbeat-interval=500")) {
+		t.Errorf("etcd's extraArgs not in its unit:\n%s", b)
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	s := seedSpec()
 	for _, tc := range []struct {

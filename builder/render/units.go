@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -74,6 +76,30 @@ func checkArgs(args []string) error {
 }
 
 func arg(name, value string) string { return "--" + name + "=" + value }
+
+// withExtraArgs applies the spec's extraArgs for a component: a flag
+// kubebake already sets gets the spec's value in its place; the rest follow
+// in name order, so the unit is the same bytes whatever the map's order.
+func withExtraArgs(args []string, extra map[string]string) []string {
+	if len(extra) == 0 {
+		return args
+	}
+	out := slices.Clone(args)
+	done := map[string]bool{}
+	for i, a := range out {
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		if v, ok := extra[name]; ok {
+			out[i] = arg(name, v)
+			done[name] = true
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(extra)) {
+		if !done[name] {
+			out = append(out, arg(name, extra[name]))
+		}
+	}
+	return out
+}
 
 // units lists the units host h runs, in no particular order.
 func (r *renderer) units() []*unitFile {
@@ -172,7 +198,7 @@ func (r *renderer) etcdUnit() *unitFile {
 		unit("After", "network-online.target").
 		unit("Wants", "network-online.target").
 		service("Type", "notify")
-	daemon(u, EtcdBin, args)
+	daemon(u, EtcdBin, withExtraArgs(args, r.s.ExtraArgs.Etcd))
 	u.service("TimeoutStartSec", "0").
 		install("WantedBy", "multi-user.target")
 	return u
@@ -270,7 +296,7 @@ func (r *renderer) apiServerUnit() *unitFile {
 		unit("Documentation", "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-apiserver/").
 		unit("After", "network-online.target "+UnitEtcd).
 		unit("Wants", "network-online.target")
-	daemon(u, KubeAPIServerBin, args)
+	daemon(u, KubeAPIServerBin, withExtraArgs(args, r.s.ExtraArgs.KubeAPIServer))
 	u.install("WantedBy", "multi-user.target")
 	return u
 }
@@ -303,7 +329,7 @@ func (r *renderer) controllerManagerUnit() *unitFile {
 		unit("Documentation", "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-controller-manager/").
 		unit("After", "network-online.target "+UnitAPIServer).
 		unit("Wants", "network-online.target")
-	daemon(u, KubeControllerManagerBin, args)
+	daemon(u, KubeControllerManagerBin, withExtraArgs(args, r.s.ExtraArgs.KubeControllerManager))
 	u.install("WantedBy", "multi-user.target")
 	return u
 }
@@ -321,7 +347,7 @@ func (r *renderer) schedulerUnit() *unitFile {
 		unit("Documentation", "https://kubernetes.io/docs/reference/command-line-tools-reference/kube-scheduler/").
 		unit("After", "network-online.target "+UnitAPIServer).
 		unit("Wants", "network-online.target")
-	daemon(u, KubeSchedulerBin, args)
+	daemon(u, KubeSchedulerBin, withExtraArgs(args, r.s.ExtraArgs.KubeScheduler))
 	u.install("WantedBy", "multi-user.target")
 	return u
 }

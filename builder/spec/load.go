@@ -335,9 +335,19 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 	})
 }
 
+// stringMapFix is how to write a map's entries: an artifact's extract
+// (member: installed-name) or a component's extraArgs (flag: value).
+func stringMapFix(path string) (mapping, value string) {
+	if strings.HasPrefix(path, "extraArgs.") {
+		return "write it as a mapping of \"flag-name: value\" lines, e.g. leader-elect-lease-duration: 60s", "give the flag's value"
+	}
+	return "write it as a mapping of \"member: installed-name\" lines", "give the installed file name"
+}
+
 func (d *decoder) stringMap(n *yaml.Node, v reflect.Value, path string) {
+	mapFix, valueFix := stringMapFix(path)
 	if n.Kind != yaml.MappingNode {
-		d.errAt(n, path, "write it as a mapping of \"member: installed-name\" lines", "expected a mapping, got %s", describe(n))
+		d.errAt(n, path, mapFix, "expected a mapping, got %s", describe(n))
 		return
 	}
 	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
@@ -345,7 +355,7 @@ func (d *decoder) stringMap(n *yaml.Node, v reflect.Value, path string) {
 		p := path + "[" + k.Value + "]"
 		d.pos[p] = d.at(k)
 		if val.Kind != yaml.ScalarNode || isNull(val) {
-			d.errAt(val, p, "give the installed file name", "expected a string, got %s", describe(val))
+			d.errAt(val, p, valueFix, "expected a string, got %s", describe(val))
 			return
 		}
 		m.SetMapIndex(reflect.ValueOf(k.Value), reflect.ValueOf(val.Value))

@@ -14,19 +14,21 @@ const (
 
 // Spec is bundle-spec.yaml.
 type Spec struct {
-	APIVersion string     `yaml:"apiVersion"`
-	Kind       string     `yaml:"kind"`
-	Cluster    Cluster    `yaml:"cluster"`
-	Target     Target     `yaml:"target"`
-	Hosts      []Host     `yaml:"hosts"`
-	Network    Network    `yaml:"network"`
-	PKI        PKI        `yaml:"pki"`
-	Registry   Registry   `yaml:"registry"`
-	Versions   Versions   `yaml:"versions"`
-	Kubelet    Kubelet    `yaml:"kubelet"`
-	Artifacts  []Artifact `yaml:"artifacts"`
-	Images     []Image    `yaml:"images"`
-	Bundle     Bundle     `yaml:"bundle"`
+	APIVersion string   `yaml:"apiVersion"`
+	Kind       string   `yaml:"kind"`
+	Cluster    Cluster  `yaml:"cluster"`
+	Target     Target   `yaml:"target"`
+	Hosts      []Host   `yaml:"hosts"`
+	Network    Network  `yaml:"network"`
+	PKI        PKI      `yaml:"pki"`
+	Registry   Registry `yaml:"registry"`
+	Versions   Versions `yaml:"versions"`
+	Kubelet    Kubelet  `yaml:"kubelet"`
+	// ExtraArgs adds flags to the control plane's command lines.
+	ExtraArgs ExtraArgs  `yaml:"extraArgs"`
+	Artifacts []Artifact `yaml:"artifacts"`
+	Images    []Image    `yaml:"images"`
+	Bundle    Bundle     `yaml:"bundle"`
 	// Mirrors rewrites download URL prefixes and registry hosts, for sites
 	// that reach upstreams through an internal Nexus/Artifactory.
 	Mirrors []Mirror `yaml:"mirrors"`
@@ -208,6 +210,17 @@ type Kubelet struct {
 	CgroupDriver string `yaml:"cgroupDriver"` // cgroupfs | systemd
 	FailCgroupV1 *bool  `yaml:"failCgroupV1"`
 	MaxPods      int    `yaml:"maxPods"`
+}
+
+// ExtraArgs are flags for a component's command line, by component, as
+// kubeadm's ClusterConfiguration extraArgs: flag name (no leading "--") →
+// value. A flag kubebake sets is replaced; others are appended in name
+// order, so the rendered unit does not depend on map order.
+type ExtraArgs struct {
+	Etcd                  map[string]string `yaml:"etcd"`
+	KubeAPIServer         map[string]string `yaml:"kubeAPIServer"`
+	KubeControllerManager map[string]string `yaml:"kubeControllerManager"`
+	KubeScheduler         map[string]string `yaml:"kubeScheduler"`
 }
 
 // Artifact is one upstream file. Archives name the members to install.

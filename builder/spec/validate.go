@@ -3,10 +3,12 @@ package spec
 import (
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,6 +64,7 @@ func Validate(s *Spec) Report {
 	v.registry()
 	v.versions()
 	v.kubelet()
+	v.extraArgs()
 	v.artifacts()
 	v.images()
 	v.mirrors()
@@ -791,6 +794,40 @@ func (v *validator) kubelet() {
 	}
 	if k.MaxPods < 1 {
 		v.r.errorf("kubelet.maxPods", "use a positive number, e.g. 110", "%d is not a pod count", k.MaxPods)
+	}
+}
+
+// flagNameRE is a command-line flag's name without its dashes:
+// leader-elect-lease-duration, v, feature-gates.
+var flagNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// extraArgs checks each flag's name and value. The value goes into the
+// unit's ExecStart unquoted, so what systemd would split or expand is
+// refused rather than quoted.
+func (v *validator) extraArgs() {
+	e := v.s.ExtraArgs
+	for _, c := range []struct {
+		key  string
+		args map[string]string
+	}{
+		{"etcd", e.Etcd},
+		{"kubeAPIServer", e.KubeAPIServer},
+		{"kubeControllerManager", e.KubeControllerManager},
+		{"kubeScheduler", e.KubeScheduler},
+	} {
+		for _, name := range slices.Sorted(maps.Keys(c.args)) {
+			path := "extraArgs." + c.key + "[" + name + "]"
+			switch {
+			case strings.HasPrefix(name, "-"):
+				v.r.errorf(path, "write the flag without its leading dashes: "+strings.TrimLeft(name, "-"), "flag %q starts with a dash", name)
+			case !flagNameRE.MatchString(name):
+				v.r.errorf(path, "write the flag's name as its --help spells it, e.g. leader-elect-lease-duration", "%q is not a flag name", name)
+			}
+			if val := c.args[name]; strings.ContainsAny(val, " \t\n$\\\"'`") {
+				v.r.errorf(path, "give a value without spaces, quotes, backslashes or $ (it goes unquoted into the systemd unit); a value that needs them belongs in a file the flag can name",
+					"the value %q of %s cannot be written into a unit's command line", val, name)
+			}
+		}
 	}
 }
 

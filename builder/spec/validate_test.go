@@ -30,6 +30,14 @@ func TestBrokenSpecs(t *testing.T) {
 			"bundle-spec.yaml:47:11: registry.robot.name: \"Pusher\" is not a robot name — use lower-case letters, digits, '.', '_' or '-', e.g. pusher",
 			"bundle-spec.yaml:48:15: registry.robot.duration: 0 is not a duration in days — give days (e.g. 365) or -1 for never",
 		}},
+		{"bad extraArgs", []mutation{{"registry:\n  host: harbor.od.com\n", "registry:\n  host: harbor.od.com\nextraArgs:\n  kubeControllerManager:\n    --leader-elect: \"true\"\n    v: 2\n    bind-address: 127.0.0.1 --profiling\n  kubeSchedular:\n    v: 2\n"}}, []string{
+			"bundle-spec.yaml:48:5: extraArgs.kubeControllerManager[--leader-elect]: flag \"--leader-elect\" starts with a dash — write the flag without its leading dashes: leader-elect",
+			"bundle-spec.yaml:50:5: extraArgs.kubeControllerManager[bind-address]: the value \"127.0.0.1 --profiling\" of bind-address cannot be written into a unit's command line — give a value without spaces, quotes, backslashes or $ (it goes unquoted into the systemd unit); a value that needs them belongs in a file the flag can name",
+			"bundle-spec.yaml:51:3: extraArgs.kubeSchedular: unknown field \"kubeSchedular\" — did you mean \"kubeScheduler\"?",
+		}},
+		{"extraArgs as a list", []mutation{{"registry:\n  host: harbor.od.com\n", "registry:\n  host: harbor.od.com\nextraArgs:\n  kubeAPIServer: [--v=2]\n"}}, []string{
+			"bundle-spec.yaml:47:18: extraArgs.kubeAPIServer: expected a mapping, got a list — write it as a mapping of \"flag-name: value\" lines, e.g. leader-elect-lease-duration: 60s",
+		}},
 		{"bad apiVersion", []mutation{{"apiVersion: kubebake.io/v1alpha1", "apiVersion: kubebake.io/v1"}}, []string{
 			"bundle-spec.yaml:1:13: apiVersion: \"kubebake.io/v1\" is not a version this kubebake reads — write apiVersion: kubebake.io/v1alpha1",
 		}},
@@ -37,7 +45,7 @@ func TestBrokenSpecs(t *testing.T) {
 			"bundle-spec.yaml:1:1: kind: missing — add kind: BundleSpec",
 		}},
 		{"unknown top-level field", []mutation{{"kind: BundleSpec\n", "kind: BundleSpec\nmetadata: {}\n"}}, []string{
-			"bundle-spec.yaml:3:1: metadata: unknown field \"metadata\" — remove it; known fields here: apiVersion, artifacts, bundle, cluster, credentials, hosts, images, kind, kubelet, mirrors, network, pki, platforms, pxe, registry, target, versions",
+			"bundle-spec.yaml:3:1: metadata: unknown field \"metadata\" — remove it; known fields here: apiVersion, artifacts, bundle, cluster, credentials, extraArgs, hosts, images, kind, kubelet, mirrors, network, pki, platforms, pxe, registry, target, versions",
 		}},
 		{"misspelt field", []mutation{{"  hostDomain: host.com", "  hostDomian: host.com"}}, []string{
 			"bundle-spec.yaml:5:3: cluster.hostDomian: unknown field \"hostDomian\" — did you mean \"hostDomain\"?",
