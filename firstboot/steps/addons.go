@@ -25,7 +25,8 @@ const addonsDiffLines = 40
 // --server-side --field-manager=kubebake --force-conflicts`, retried up to
 // Attempts times while the apiserver refuses (it has just passed /readyz,
 // but RBAC and the API discovery of a fresh cluster can lag). Verify diffs
-// again and wants exit 0. Everything runs through env.Exec.
+// again and wants exit 0, retrying the same way while kubectl cannot get a
+// diff (a loaded apiserver times out). Everything runs through env.Exec.
 func Addons(a *plan.Addons) []engine.Step {
 	if a == nil {
 		return nil
@@ -105,6 +106,36 @@ func (s addonsStep) Apply(ctx context.Context, env *engine.Env) error {
 	if env.Exec == nil {
 		return fmt.Errorf("addons: no command runner")
 	}
+	bin, args, err := s.kubectl(env, "apply")
+	if err != nil {
+		return err
+	}
+	return s.retry(ctx, env, "apply", func() (bool, error) {
+		err := env.Exec.Run(ctx, bin, args...)
+		return exitCode(err) >= 0, err
+	})
+}
+
+// Verify diffs again and wants no difference. A diff that cannot be had
+// (exit > 1: a timeout of a loaded apiserver, a dropped connection) is
+// retried as Apply is; a difference (exit 1) fails at once.
+func (s addonsStep) Verify(ctx context.Context, env *engine.Env) error {
+	return s.retry(ctx, env, "diff", func() (bool, error) {
+		ok, diff, err := s.diff(ctx, env)
+		switch {
+		case err != nil:
+			return exitCode(err) >= 0, err
+		case !ok:
+			return false, fmt.Errorf("addons: %s still differs from the cluster after apply:\n%s", s.a.Dir, strings.Join(diff, "\n"))
+		}
+		return false, nil
+	})
+}
+
+// retry runs try up to Attempts times, Interval apart, while it fails and
+// says a retry may help (kubectl ran but the apiserver refused, timed out
+// or lagged).
+func (s addonsStep) retry(ctx context.Context, env *engine.Env, verb string, try func() (again bool, err error)) error {
 	interval := DefaultHealthInterval
 	if s.a.Interval != "" {
 		d, err := time.ParseDuration(s.a.Interval)
@@ -113,40 +144,27 @@ func (s addonsStep) Apply(ctx context.Context, env *engine.Env) error {
 		}
 		interval = d
 	}
-	bin, args, err := s.kubectl(env, "apply")
-	if err != nil {
-		return err
-	}
 	attempts := max(s.a.Attempts, 1)
 	var last error
 	for i := 1; i <= attempts; i++ {
-		if last = env.Exec.Run(ctx, bin, args...); last == nil {
+		again, err := try()
+		if err == nil {
 			return nil
 		}
-		if exitCode(last) < 0 {
-			break // kubectl did not run: retrying will not help
+		last = err
+		if !again {
+			return err
 		}
 		if env.Log != nil {
-			env.Log.Info("kubectl apply failed", "step", s.ID(), "attempt", i, "of", attempts, "err", kubectlError(last.Error()))
+			env.Log.Info("kubectl "+verb+" failed", "step", s.ID(), "attempt", i, "of", attempts, "err", kubectlError(err.Error()))
 		}
 		if i < attempts {
 			if err := sleepCtx(ctx, interval); err != nil {
-				return fmt.Errorf("addons: kubectl apply -f %s: gave up after %d of %d attempts: %w (last: %v)", s.a.Dir, i, attempts, err, last)
+				return fmt.Errorf("addons: kubectl %s -f %s: gave up after %d of %d attempts: %w (last: %v)", verb, s.a.Dir, i, attempts, err, last)
 			}
 		}
 	}
-	return fmt.Errorf("addons: kubectl apply -f %s: failed after %d attempts %s apart: %w", s.a.Dir, attempts, interval, last)
-}
-
-func (s addonsStep) Verify(ctx context.Context, env *engine.Env) error {
-	ok, diff, err := s.diff(ctx, env)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("addons: %s still differs from the cluster after apply:\n%s", s.a.Dir, strings.Join(diff, "\n"))
-	}
-	return nil
+	return fmt.Errorf("addons: kubectl %s -f %s: failed after %d attempts %s apart: %w", verb, s.a.Dir, attempts, interval, last)
 }
 
 // exitCode is the exit status carried by err (an *exec.ExitError, or a

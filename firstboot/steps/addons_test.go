@@ -261,3 +261,36 @@ func TestKubectlError(t *testing.T) {
 		}
 	}
 }
+
+// Verify retries a diff the apiserver could not answer (exit 2: a timeout
+// on a loaded control plane) and fails at once on a real difference.
+func TestAddonsVerifyRetries(t *testing.T) {
+	ctx := context.Background()
+	timeout := exitErr{2, "Error from server (Timeout): Timeout: request did not complete within requested timeout"}
+	t.Run("a timeout, then converged", func(t *testing.T) {
+		k := &kubectlExec{results: map[string][]error{"diff": {timeout, timeout, nil}}}
+		if err := Addons(addonsPlan())[0].Verify(ctx, addonsEnv(t, k)); err != nil {
+			t.Fatal(err)
+		}
+		if len(k.calls) != 3 {
+			t.Errorf("%d calls, want 3", len(k.calls))
+		}
+	})
+	t.Run("still differs", func(t *testing.T) {
+		k := &kubectlExec{results: map[string][]error{"diff": {exitErr{1, "+  replicas: 2"}}}}
+		err := Addons(addonsPlan())[0].Verify(ctx, addonsEnv(t, k))
+		if err == nil || !strings.Contains(err.Error(), "still differs") || !strings.Contains(err.Error(), "replicas: 2") {
+			t.Fatalf("Verify: %v", err)
+		}
+		if len(k.calls) != 1 {
+			t.Errorf("%d calls, want 1: a difference is not retried", len(k.calls))
+		}
+	})
+	t.Run("gives up after attempts", func(t *testing.T) {
+		k := &kubectlExec{results: map[string][]error{"diff": {timeout}}}
+		err := Addons(addonsPlan())[0].Verify(ctx, addonsEnv(t, k))
+		if err == nil || !strings.Contains(err.Error(), "diff") || !strings.Contains(err.Error(), "after 3 attempts") {
+			t.Fatalf("Verify: %v", err)
+		}
+	})
+}
