@@ -111,9 +111,11 @@ spec:
 	return b.String()
 }
 
-// clusterPhases are issue 7's cluster assertions, in dependency order;
-// each phase stops the rest when what they need is not there.
-func (r *run) clusterPhases(ctx context.Context) bool {
+// controlPlanePhases assert the control plane through the VIP and the
+// nodes Ready. They run in every make e2e, while firstboot on the node may
+// still be applying the add-ons; each phase stops the rest when what they
+// need is not there.
+func (r *run) controlPlanePhases(ctx context.Context) bool {
 	ok := true
 	fail := func(format string, a ...any) {
 		ok = false
@@ -196,7 +198,7 @@ func (r *run) clusterPhases(ctx context.Context) bool {
 		}
 		for _, h := range nodeHosts {
 			// When it became Ready, by the node's own condition: the
-			// phase may start after that (it waits for firstboot).
+			// phase may start after that (it waits for the apiserver).
 			became := ""
 			if ts, err := r.kubectlRetry(ctx, time.Minute, nonEmpty, "get", "node", r.nodeName(h), "-o",
 				`jsonpath={.status.conditions[?(@.type=="Ready")].lastTransitionTime}`); err == nil {
@@ -209,8 +211,17 @@ func (r *run) clusterPhases(ctx context.Context) bool {
 		wide, _ := r.kubectl(ctx, time.Minute, "get", "nodes", "-o", "wide")
 		r.t.Logf("kubectl get nodes -o wide:\n%s", wide)
 	})
-	if !ok {
-		return false
+	return ok
+}
+
+// workloadPhases are the workload assertions (KUBEBAKE_E2E_CLUSTER=1), in
+// dependency order, after firstboot has applied the add-ons; each phase
+// stops the rest when what they need is not there.
+func (r *run) workloadPhases(ctx context.Context) bool {
+	ok := true
+	fail := func(format string, a ...any) {
+		ok = false
+		r.assertFail(format, a...)
 	}
 
 	pods := map[string]string{} // node host → its web pod's IP
